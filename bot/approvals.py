@@ -1,0 +1,240 @@
+"""Who may approve or reject a gate, and when a request is approved: pure functions, no I/O.
+
+The worker gathers the facts (who clicked, their roles and e-mail, who triggered and wrote
+the change, who approved so far) and these functions decide. Keeping the decision pure is
+what lets the tests run it over thousands of generated policies and click sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from bot.policy import Gate, Rule
+
+REDACTED = "[redacted]"
+
+# User-facing reasons, shown ephemerally to the person who clicked.
+ALREADY_APPROVED = "You have already approved this request."
+NOT_AUTHORIZED = (
+    "You may not approve this gate: it needs {roles}, and you hold none of these roles."
+)
+NOT_AUTHORIZED_REJECT = (
+    "You may not reject this gate: only {roles} or a policy admin may reject it."
+)
+SELF_APPROVAL = "You may not approve this deployment because you {relation}."
+UNKNOWN_IDENTITY = (
+    "You may not approve: the bot cannot confirm that you are not the {who} of this change "
+    "({detail}). Ask an admin to add the GitLab username to `identities` in the policy."
+)
+NOT_NEEDED = (
+    "Your approval would not count: {held} approvals are already complete. Still needed: {missing}."
+)
+
+Relation = Literal["triggerer", "commit_author"]
+RELATION_TEXT: Mapping[str, str] = {
+    "triggerer": "triggered this pipeline",
+    "commit_author": "wrote the commit being deployed",
+}
+RELATION_NOUN: Mapping[str, str] = {"triggerer": "triggerer", "commit_author": "commit author"}
+
+
+class DenialCode(StrEnum):
+    ALREADY_APPROVED = "already_approved"
+    NOT_AUTHORIZED = "not_authorized"
+    SELF_APPROVAL = "self_approval"
+    UNKNOWN_IDENTITY = "unknown_identity"
+    NOT_NEEDED = "not_needed"
+
+
+@dataclass(frozen=True)
+class ChangePerson:
+    """Someone GitLab names as behind the change (who may therefore not approve it)."""
+
+    relation: Relation
+    username: str | None = None
+    email: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Clicker:
+    """The Slack user who clicked, as the bot established it (never from the payload alone)."""
+
+    slack_user_id: str
+    email: str | None
+    roles: frozenset[str]
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class Denied:
+    code: DenialCode
+    message: str
+
+
+@dataclass(frozen=True)
+class Granted:
+    """The approval counts; `assignment` maps each counted approver to the role they fill."""
+
+    assignment: Mapping[str, str]
+    missing: Mapping[str, int]
+
+    @property
+    def quorum_met(self) -> bool:
+        return not self.missing
+
+
+Decision = Granted | Denied
+
+
+@dataclass(frozen=True)
+class Counted:
+    """An approval already counted toward a request: who, and which roles they held."""
+
+    slack_user_id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+
+def usable_email(email: str | None) -> str | None:
+    """An e-mail usable for matching, lower-cased; empty and redacted ones match no one."""
+    if email is None:
+        return None
+    cleaned = email.strip().lower()
+    if not cleaned or cleaned == REDACTED or "@" not in cleaned:
+        return None
+    return cleaned
+
+
+def identify(
+    clicker_id: str,
+    clicker_email: str | None,
+    person: ChangePerson,
+    identities: Mapping[str, str],
+) -> Literal["same", "different", "unknown"]:
+    """Is the clicker this person? Evidence: e-mails, and the GitLab→Slack identities map."""
+    theirs = usable_email(person.email)
+    mine = usable_email(clicker_email)
+    mapped = identities.get(person.username) if person.username else None
+    clicker_usernames = {name for name, slack_id in identities.items() if slack_id == clicker_id}
+    if (theirs and mine and theirs == mine) or mapped == clicker_id:
+        return "same"
+    if person.username and person.username in clicker_usernames:
+        return "same"
+    if (theirs and mine) or mapped is not None:
+        return "different"
+    if person.username and clicker_usernames:
+        return "different"  # the map says who the clicker is in GitLab, and it is someone else
+    if not theirs and not person.username:
+        return "different"  # GitLab named no one to compare with: nothing to forbid
+    return "unknown"
+
+
+def gate_roles(gate: Gate) -> list[str]:
+    return sorted({rule.role for rule in gate.require})
+
+
+def check_separation(
+    gate: Gate,
+    clicker: Clicker,
+    people: Iterable[ChangePerson],
+    identities: Mapping[str, str],
+) -> Denied | None:
+    """Separation of duties: those behind the change may not approve it."""
+    if not gate.forbid_self_approval:
+        return None
+    unknown: list[ChangePerson] = []
+    for person in people:
+        verdict = identify(clicker.slack_user_id, clicker.email, person, identities)
+        if verdict == "same":
+            text = RELATION_TEXT[person.relation]
+            return Denied(DenialCode.SELF_APPROVAL, SELF_APPROVAL.format(relation=text))
+        if verdict == "unknown":
+            unknown.append(person)
+    if unknown and gate.unknown_identity == "deny":
+        person = unknown[0]
+        detail = (
+            f"GitLab user '{person.username}' has no visible e-mail and no identities entry"
+            if person.username
+            else "your Slack profile shows no e-mail"
+        )
+        who = RELATION_NOUN[person.relation]
+        return Denied(DenialCode.UNKNOWN_IDENTITY, UNKNOWN_IDENTITY.format(who=who, detail=detail))
+    return None
+
+
+def assign(rules: Sequence[Rule], approvers: Sequence[Counted]) -> dict[str, str]:
+    """Largest assignment of distinct approvers to rule slots (each person fills one slot).
+
+    Bipartite matching by augmenting paths: sizes are tiny (a handful of people and slots),
+    and the result's size does not depend on the order approvals came in.
+    """
+    slots = [rule.role for rule in rules for _ in range(rule.count)]
+    slot_owner: list[str | None] = [None] * len(slots)
+    roles_of = {approver.slack_user_id: approver.roles for approver in approvers}
+
+    def place(user: str, seen: set[int]) -> bool:
+        for index, role in enumerate(slots):
+            if role not in roles_of[user] or index in seen:
+                continue
+            seen.add(index)
+            owner = slot_owner[index]
+            if owner is None or place(owner, seen):
+                slot_owner[index] = user
+                return True
+        return False
+
+    for approver in approvers:
+        place(approver.slack_user_id, set())
+    return {owner: slots[i] for i, owner in enumerate(slot_owner) if owner is not None}
+
+
+def missing_roles(rules: Sequence[Rule], assignment: Mapping[str, str]) -> dict[str, int]:
+    """How many more approvals each role still needs, given an assignment."""
+    needed: dict[str, int] = {}
+    for rule in rules:
+        needed[rule.role] = needed.get(rule.role, 0) + rule.count
+    for role in assignment.values():
+        needed[role] -= 1
+    return {role: count for role, count in needed.items() if count > 0}
+
+
+def describe_missing(missing: Mapping[str, int]) -> str:
+    return ", ".join(f"{count} {role}" for role, count in sorted(missing.items())) or "nothing"
+
+
+def decide_approval(
+    gate: Gate,
+    identities: Mapping[str, str],
+    clicker: Clicker,
+    people: Sequence[ChangePerson],
+    counted: Sequence[Counted],
+) -> Decision:
+    """Decide one Approve click: validate → authorize → separation of duties → quorum."""
+    if any(c.slack_user_id == clicker.slack_user_id for c in counted):
+        return Denied(DenialCode.ALREADY_APPROVED, ALREADY_APPROVED)
+    relevant = clicker.roles & set(gate_roles(gate))
+    if not relevant:
+        roles = " or ".join(gate_roles(gate))
+        return Denied(DenialCode.NOT_AUTHORIZED, NOT_AUTHORIZED.format(roles=roles))
+    denied = check_separation(gate, clicker, people, identities)
+    if denied is not None:
+        return denied
+    before = assign(gate.require, counted)
+    candidate = Counted(clicker.slack_user_id, frozenset(relevant))
+    after = assign(gate.require, [*counted, candidate])
+    if len(after) <= len(before):
+        held = " and ".join(sorted(relevant))
+        missing = describe_missing(missing_roles(gate.require, before))
+        return Denied(DenialCode.NOT_NEEDED, NOT_NEEDED.format(held=held, missing=missing))
+    return Granted(assignment=after, missing=missing_roles(gate.require, after))
+
+
+def decide_rejection(gate: Gate, clicker: Clicker) -> Denied | None:
+    """Anyone holding one of the gate's roles, and the admins, may reject it."""
+    if clicker.is_admin or clicker.roles & set(gate_roles(gate)):
+        return None
+    roles = " or ".join(gate_roles(gate))
+    return Denied(DenialCode.NOT_AUTHORIZED, NOT_AUTHORIZED_REJECT.format(roles=roles))

@@ -1,0 +1,195 @@
+"""Slack Block Kit for an approval request: one function per view, built from its state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.approvals import describe_missing
+from bot.store.models import ApprovalRequest, RequestState
+
+APPROVE_ACTION = "approve"
+REJECT_ACTION = "reject"
+REJECT_CALLBACK = "reject_reason"
+REASON_BLOCK = "reason"
+REASON_ACTION = "reason"
+
+FINAL_HEADLINES: Mapping[str, str] = {
+    RequestState.PLAYED: ":white_check_mark: *Approved* — the gate job was played.",
+    RequestState.REJECTED: ":no_entry: *Rejected* — the gate job will not be played.",
+    RequestState.EXPIRED: ":hourglass: *Expired* — this request can no longer be approved.",
+    RequestState.CLOSED: ":heavy_minus_sign: *Closed* — nothing was played.",
+}
+
+
+@dataclass(frozen=True)
+class ApprovalLine:
+    slack_user_id: str
+    role: str | None
+    approved_at: datetime
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _link(url: str | None, label: str) -> str:
+    return f"<{url}|{label}>" if url else label
+
+
+def _evidence_fields(request: ApprovalRequest) -> list[dict[str, str]]:
+    sha = (request.sha or "")[:8]
+    job_link = f"{request.project_url}/-/jobs/{request.job_id}" if request.project_url else None
+    author = request.commit_author_name or "unknown"
+    if request.commit_author_email:
+        author += f" ({request.commit_author_email})"
+    triggered = request.triggered_by_name or request.triggered_by_username or "unknown"
+    if request.triggered_by_username:
+        triggered += f" (@{request.triggered_by_username})"
+    fields = [
+        f"*Project*\n{_link(request.project_url, request.project_path)}",
+        f"*Ref*\n`{request.ref or '?'}`",
+        f"*Pipeline*\n{_link(request.pipeline_url, f'#{request.pipeline_id}')}",
+        f"*Job*\n{_link(job_link, request.job_name)}",
+        f"*Commit*\n{_link(request.commit_url, f'`{sha}`')} {request.commit_title or ''}".rstrip(),
+        f"*Author*\n{author}",
+        f"*Triggered by*\n{triggered}",
+        f"*Environment*\n{request.environment or 'not stated'}",
+    ]
+    return [{"type": "mrkdwn", "text": text} for text in fields]
+
+
+def _approvals_context(approvals: Sequence[ApprovalLine]) -> dict[str, Any] | None:
+    if not approvals:
+        return None
+    parts = [
+        f":heavy_check_mark: <@{a.slack_user_id}>"
+        + (f" as {a.role}" if a.role else "")
+        + f" at {_ts(a.approved_at)}"
+        for a in approvals
+    ]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "  ".join(parts)}]}
+
+
+def summary_text(request: ApprovalRequest) -> str:
+    """The notification text (and the fallback for clients that cannot show blocks)."""
+    return (
+        f"Approval needed: {request.project_path} pipeline #{request.pipeline_id} "
+        f"({request.ref}, {(request.sha or '')[:8]}) — {request.state}"
+    )
+
+
+def request_message(
+    request: ApprovalRequest,
+    approvals: Sequence[ApprovalLine],
+    missing: Mapping[str, int],
+) -> tuple[str, list[dict[str, Any]]]:
+    """The message for any state: pending ones carry the buttons, final ones do not."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "block_id": "headline",
+            "text": {"type": "mrkdwn", "text": _headline(request)},
+        },
+        {"type": "section", "block_id": "evidence", "fields": _evidence_fields(request)},
+    ]
+    context = _approvals_context(approvals)
+    if context is not None:
+        blocks.append(context)
+    if request.state == RequestState.PENDING:
+        blocks.append(
+            _status_context(
+                f"Still needed: {describe_missing(missing)} · expires {_ts(request.expires_at)}"
+            )
+        )
+        blocks.append(_actions(request.id))
+    elif request.state in (RequestState.APPROVED, RequestState.PLAYING):
+        blocks.append(_status_context(":gear: Approved — playing the gate job…"))
+    else:
+        blocks.append(_status_context(_final_detail(request)))
+    return summary_text(request), blocks
+
+
+def _headline(request: ApprovalRequest) -> str:
+    if request.state in FINAL_HEADLINES:
+        return FINAL_HEADLINES[request.state]
+    return (
+        f":lock: *Deployment approval needed* for *{request.project_path}* (`{request.ref or '?'}`)"
+    )
+
+
+def _final_detail(request: ApprovalRequest) -> str:
+    if request.state == RequestState.PLAYED and request.played_at:
+        return f"Gate job played at {_ts(request.played_at)}."
+    if request.state == RequestState.REJECTED:
+        return f"Rejected by <@{request.rejected_by}>: {request.reject_reason}"
+    return request.state_reason or str(request.state)
+
+
+def _status_context(text: str) -> dict[str, Any]:
+    return {"type": "context", "block_id": "status", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _actions(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": "decision",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "text": {"type": "plain_text", "text": "Approve"},
+                "style": "primary",
+                "value": request_id,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Approve this deployment?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": "Your approval is recorded in the sign-off ledger with your name.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "Approve"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            },
+            {
+                "type": "button",
+                "action_id": REJECT_ACTION,
+                "text": {"type": "plain_text", "text": "Reject"},
+                "style": "danger",
+                "value": request_id,
+            },
+        ],
+    }
+
+
+def reject_modal(request_id: str, project_path: str, pipeline_id: int) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": REJECT_CALLBACK,
+        "private_metadata": request_id,
+        "title": {"type": "plain_text", "text": "Reject deployment"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"Reject *{project_path}* pipeline #{pipeline_id}?",
+                },
+            },
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Reason (recorded in the ledger)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_ACTION,
+                    "multiline": True,
+                    "max_length": 2000,
+                },
+            },
+        ],
+    }

@@ -1,0 +1,172 @@
+"""The `approval-bot` command: web, worker, db, config, ledger."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bot.policy import PolicyError, load_policy
+from bot.settings import SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+class CliError(Exception):
+    """A one-line error for the operator; exits 2 without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="approval-bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    web = sub.add_parser("web", help="serve the HTTP app (gunicorn)")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8080)
+    web.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    web.add_argument("--threads", type=int, default=8, help="threads per worker process")
+
+    worker = sub.add_parser("worker", help="run the background worker")
+    worker.add_argument("--burst", action="store_true", help="drain the queue and exit")
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+
+    config = sub.add_parser("config", help="approver policy")
+    config.add_argument("action", choices=["check"])
+    config.add_argument("--policy", type=Path, help="policy file (default: APPROVAL_POLICY)")
+
+    ledger = sub.add_parser("ledger", help="sign-off ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    ledger_sub.add_parser("verify", help="check the ledger end to end")
+    export = ledger_sub.add_parser("export", help="write the sign-off evidence")
+    export.add_argument("--format", choices=["json", "csv"], required=True)
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"approval-bot: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    except PolicyError as exc:
+        print(f"approval-bot: invalid approver policy:\n{exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except CliError as exc:
+        print(f"approval-bot: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "config":
+        return config_check(args.policy)
+    from bot.logs import configure
+
+    configure()
+    if args.command == "db":
+        return db_upgrade(_database_settings())
+    if args.command == "ledger":
+        return ledger_command(args)
+    settings = load_settings()
+    from bot.runtime import build_runtime
+
+    runtime = build_runtime(settings)
+    if args.command == "web":
+        from bot.web.app import create_app
+        from bot.web.server import WebServer
+
+        WebServer(create_app(runtime), args.host, args.port, args.workers, args.threads).run()
+        return EXIT_OK
+    from workers.main import run_worker
+
+    return run_worker(runtime, burst=args.burst)
+
+
+def config_check(path: Path | None, out: TextIO = sys.stdout) -> int:
+    """Exit 0 when valid; else 2 with one `FILE:LINE: reason` line per problem on stdout."""
+    if path is None:
+        import os
+
+        path = Path(os.environ.get("APPROVAL_POLICY", "config/approvers.yml"))
+    try:
+        loaded = load_policy(path)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(problem, file=out)
+        return EXIT_INVALID
+    gates = len(loaded.policy.gates)
+    print(f"{path}: valid ({gates} gate(s), policy version {loaded.version[:12]})", file=out)
+    return EXIT_OK
+
+
+def _database_settings() -> str:
+    """db and ledger commands need only DATABASE_URL, not the Slack and GitLab secrets."""
+    import os
+
+    from bot.settings import DEFAULT_DATABASE_URL
+
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def db_upgrade(url: str) -> int:
+    from bot.store.db import Database
+    from bot.store.migrate import upgrade
+
+    try:
+        db = Database(url)
+        try:
+            upgrade(db)
+        finally:
+            db.dispose()
+    except Exception as exc:  # any driver error: one line, no traceback
+        raise CliError(
+            f"database upgrade failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+    print("database schema is up to date")
+    return EXIT_OK
+
+
+def ledger_command(args: argparse.Namespace) -> int:
+    from bot import ledger
+    from bot.store.db import Database
+
+    try:
+        db = Database(_database_settings())
+    except Exception as exc:
+        raise CliError(f"cannot open the database: {_first_line(exc)}") from None
+    try:
+        with db.sessions() as session:
+            if args.ledger_command == "verify":
+                result = ledger.verify(session)
+                print(result)
+                return EXIT_OK if result.ok else EXIT_FAILED
+            write = ledger.export_json if args.format == "json" else ledger.export_csv
+            if args.output is None:
+                write(session, sys.stdout)
+            else:
+                with args.output.open("w", encoding="utf-8", newline="") as out:
+                    count = write(session, out)
+                print(f"wrote {count} records to {args.output}", file=sys.stderr)
+            return EXIT_OK
+    except CliError:
+        raise
+    except Exception as exc:  # a missing table, an unreachable server: one clear line
+        raise CliError(
+            f"cannot read the ledger: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+    finally:
+        db.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]

@@ -1,0 +1,44 @@
+"""Who is this Slack user? Their profile from Slack and their roles from the policy.
+
+Roles come from the policy on the server (members and live user groups), never from
+anything the click payload says.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.approvals import Clicker
+from bot.policy import Policy
+from bot.slack import SlackClient, SlackError, SlackUser
+
+log = logging.getLogger(__name__)
+
+
+def roles_of(policy: Policy, slack: SlackClient, user_id: str) -> frozenset[str]:
+    roles = set(policy.static_roles_of(user_id))
+    for name, role in policy.roles.items():
+        if name in roles:
+            continue
+        for group in role.usergroups:
+            try:
+                if user_id in slack.usergroup_members(group):
+                    roles.add(name)
+                    break
+            except SlackError as exc:
+                # A group we cannot read grants nothing: fail closed, and say so in the log.
+                log.warning("cannot read Slack user group %s: %s", group, exc.error)
+    return frozenset(roles)
+
+
+def identify_clicker(policy: Policy, slack: SlackClient, user_id: str) -> tuple[Clicker, SlackUser]:
+    """The clicker as the bot establishes it: Slack profile (e-mail) plus policy roles."""
+    user = slack.user(user_id)
+    roles = frozenset() if user.deleted or user.is_bot else roles_of(policy, slack, user_id)
+    clicker = Clicker(
+        slack_user_id=user_id,
+        email=user.email,
+        roles=roles,
+        is_admin=policy.is_admin(user_id),
+    )
+    return clicker, user

@@ -1,0 +1,166 @@
+"""GitLab webhook payloads, typed at the boundary, and what a pipeline event means for gates."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.policy import Gate, Policy
+
+# Pipeline statuses after which nothing in the pipeline will run any more.
+FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "skipped"})
+
+
+class BadEvent(ValueError):
+    """The payload is JSON but not a pipeline event we can read; the message says why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HookUser(_Model):
+    id: int | None = None
+    name: str | None = None
+    username: str | None = None
+    email: str | None = None
+
+
+class CommitAuthor(_Model):
+    name: str | None = None
+    email: str | None = None
+
+
+class HookCommit(_Model):
+    id: str | None = None
+    title: str | None = None
+    message: str | None = None
+    url: str | None = None
+    author: CommitAuthor | None = None
+
+
+class HookProject(_Model):
+    id: int
+    path_with_namespace: str
+    web_url: str | None = None
+
+
+class PipelineAttributes(_Model):
+    id: int
+    ref: str | None = None
+    sha: str | None = None
+    status: str
+    url: str | None = None
+    stages: list[str] = Field(default_factory=list)
+
+
+class Environment(_Model):
+    name: str | None = None
+    action: str | None = None
+
+
+class Build(_Model):
+    id: int
+    name: str
+    stage: str | None = None
+    status: str
+    environment: Environment | None = None
+
+
+class PipelineEvent(_Model):
+    object_kind: str
+    object_attributes: PipelineAttributes
+    project: HookProject
+    user: HookUser | None = None
+    commit: HookCommit | None = None
+    builds: list[Build] = Field(default_factory=list)
+
+
+class GateEvent(TypedDict):
+    """What the worker needs to open a request: plain JSON, safe to put on the queue."""
+
+    project_id: int
+    project_path: str
+    project_url: str | None
+    pipeline_id: int
+    pipeline_url: str | None
+    pipeline_status: str
+    job_id: int
+    job_name: str
+    job_status: str
+    ref: str | None
+    sha: str | None
+    commit_title: str | None
+    commit_url: str | None
+    commit_author_name: str | None
+    commit_author_email: str | None
+    triggered_by_username: str | None
+    triggered_by_name: str | None
+    triggered_by_email: str | None
+    environment: str | None
+
+
+def parse_pipeline(payload: dict[str, Any]) -> PipelineEvent:
+    try:
+        return PipelineEvent.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadEvent(f"invalid pipeline event: {where}: {first['msg']}") from None
+
+
+def environment_after(event: PipelineEvent, gate: Build) -> str | None:
+    """The environment of the first job after the gate that names one (stage order, then id)."""
+    stages = event.object_attributes.stages
+    order = {name: index for index, name in enumerate(stages)}
+    gate_rank = order.get(gate.stage or "", -1)
+
+    def rank(build: Build) -> tuple[int, int]:
+        return (order.get(build.stage or "", len(stages)), build.id)
+
+    later = sorted(
+        (b for b in event.builds if b.id != gate.id and rank(b) > (gate_rank, gate.id)), key=rank
+    )
+    for build in later:
+        if build.environment is not None and build.environment.name:
+            return build.environment.name
+    return None
+
+
+def gate_jobs(event: PipelineEvent, policy: Policy) -> list[tuple[Gate, Build]]:
+    """Jobs of this pipeline that a policy gate covers, whatever their status."""
+    found = []
+    for build in event.builds:
+        gate = policy.gate_for(event.project.path_with_namespace, build.name)
+        if gate is not None:
+            found.append((gate, build))
+    return found
+
+
+def gate_event(event: PipelineEvent, build: Build) -> GateEvent:
+    commit = event.commit or HookCommit()
+    author = commit.author or CommitAuthor()
+    user = event.user or HookUser()
+    attrs = event.object_attributes
+    return GateEvent(
+        project_id=event.project.id,
+        project_path=event.project.path_with_namespace,
+        project_url=event.project.web_url,
+        pipeline_id=attrs.id,
+        pipeline_url=attrs.url,
+        pipeline_status=attrs.status,
+        job_id=build.id,
+        job_name=build.name,
+        job_status=build.status,
+        ref=attrs.ref,
+        sha=attrs.sha or commit.id,
+        commit_title=commit.title or (commit.message or "").split("\n", 1)[0] or None,
+        commit_url=commit.url,
+        commit_author_name=author.name,
+        commit_author_email=author.email,
+        triggered_by_username=user.username,
+        triggered_by_name=user.name,
+        triggered_by_email=user.email,
+        environment=environment_after(event, build),
+    )

@@ -1,0 +1,154 @@
+"""GitLab API client: the few calls the bot makes, with timeouts and named errors.
+
+Playing the gate is the one call that must happen at most once, so it never relies on
+blind HTTP retries: `play_once` asks GitLab for the job's status before each attempt and
+stops as soon as the job is no longer `manual`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GITLAB_TIMEOUT_S = 10
+PLAY_RETRY_WINDOW_S = 60.0
+BACKOFF_BASE_S = 0.5
+BACKOFF_MAX_S = 8.0
+# Statuses of a job that has been started (by a play) rather than cancelled or skipped.
+STARTED = frozenset(
+    {"pending", "running", "success", "failed", "preparing", "waiting_for_resource", "created"}
+)
+
+
+class GitLabError(Exception):
+    """A GitLab API call failed for good (4xx other than the cases named below)."""
+
+
+class GitLabTransientError(GitLabError):
+    """5xx, timeout or connection error: worth retrying."""
+
+
+class JobNotPlayable(GitLabError):
+    """GitLab refused to play the job (400 Unplayable Job: no longer manual)."""
+
+
+class GitLabPermissionError(GitLabError):
+    """The bot's token may not do this (401/403): an admin must fix the token or protection."""
+
+
+@dataclass(frozen=True)
+class PlayResult:
+    """`played` is True when this bot's play took effect; `status` is the job's last status."""
+
+    played: bool
+    status: str
+
+
+def _translate(exc: Exception, what: str) -> GitLabError:
+    if isinstance(exc, requests.RequestException | gitlab.exceptions.GitlabConnectionError):
+        return GitLabTransientError(f"{what}: {type(exc).__name__}")
+    code = getattr(exc, "response_code", None)
+    if code is None or code >= 500 or code == 429:
+        return GitLabTransientError(f"{what}: HTTP {code}")
+    if code in (401, 403):
+        return GitLabPermissionError(f"{what}: HTTP {code} (check the bot's GitLab token)")
+    if code == 400 and "play" in what:
+        return JobNotPlayable(f"{what}: HTTP 400")
+    return GitLabError(f"{what}: HTTP {code}")
+
+
+class GitLabClient:
+    def __init__(self, url: str, token: str, timeout: float = GITLAB_TIMEOUT_S) -> None:
+        self._gl = gitlab.Gitlab(
+            url, private_token=token, timeout=timeout, retry_transient_errors=False
+        )
+
+    def job_status(self, project_id: int, job_id: int) -> str:
+        try:
+            job = self._gl.projects.get(project_id, lazy=True).jobs.get(job_id)
+        except (GitlabError, requests.RequestException) as exc:
+            raise _translate(exc, f"get job {job_id}") from None
+        return str(job.status)
+
+    def play_job(self, project_id: int, job_id: int) -> None:
+        try:
+            job = self._gl.projects.get(project_id, lazy=True).jobs.get(job_id, lazy=True)
+            job.play()
+        except (GitlabError, requests.RequestException) as exc:
+            raise _translate(exc, f"play job {job_id}") from None
+
+    def cancel_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        try:
+            pipeline = self._gl.projects.get(project_id, lazy=True).pipelines.get(
+                pipeline_id, lazy=True
+            )
+            pipeline.cancel()
+        except (GitlabError, requests.RequestException) as exc:
+            raise _translate(exc, f"cancel pipeline {pipeline_id}") from None
+
+
+def backoff_delays(base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S) -> Iterator[float]:
+    """Exponential backoff with full jitter."""
+    attempt = 0
+    while True:
+        yield random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not crypto
+        attempt += 1
+
+
+def with_retries(
+    call: Callable[[], T],
+    window_s: float,
+    retry_on: tuple[type[Exception], ...] = (GitLabTransientError,),
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Retry a call on transient errors for up to `window_s` seconds, then re-raise."""
+    deadline = time.monotonic() + window_s
+    for delay in backoff_delays():
+        try:
+            return call()
+        except retry_on as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("gitlab call failed, retrying in %.1fs: %s", delay, exc)
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def play_once(
+    client: GitLabClient,
+    project_id: int,
+    job_id: int,
+    resumed: bool = False,
+    window_s: float = PLAY_RETRY_WINDOW_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PlayResult:
+    """Play a manual job at most once, retrying transient errors for `window_s` seconds.
+
+    A play whose answer was lost (timeout, 5xx) may still have happened, so every attempt
+    starts by asking GitLab: once the job is no longer `manual`, our attempt took effect.
+    `resumed` says an earlier worker of ours may already have played it (crash recovery).
+    A 400 Unplayable is retried too: the next status check tells what happened.
+    """
+    attempted = resumed
+
+    def attempt() -> PlayResult:
+        nonlocal attempted
+        status = client.job_status(project_id, job_id)
+        if status != "manual":
+            return PlayResult(played=attempted and status in STARTED, status=status)
+        attempted = True
+        client.play_job(project_id, job_id)
+        return PlayResult(played=True, status="pending")
+
+    return with_retries(attempt, window_s, (JobNotPlayable, GitLabTransientError), sleep)

@@ -1,0 +1,208 @@
+"""The sign-off ledger: append-only, hash-chained, verifiable and exportable.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the entry's canonical JSON
+(sorted keys, no spaces, UTC timestamps), so editing, deleting, inserting or reordering any
+entry breaks the chain at that point. Entries are written in the same transaction as the
+state change they record.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.store.models import LedgerEntry, LedgerHead
+
+GENESIS_HASH = "0" * 64
+HEAD_ROW_ID = 1
+EXPORT_FIELDS = (
+    "sequence",
+    "kind",
+    "recorded_at",
+    "project",
+    "environment",
+    "ref",
+    "sha",
+    "pipeline_id",
+    "pipeline_url",
+    "job_id",
+    "job_url",
+    "request_id",
+    "requested_at",
+    "approvers",
+    "rejected_by",
+    "reason",
+    "policy_version",
+    "prev_hash",
+    "hash",
+)
+VERIFY_BATCH = 5000
+
+
+class LedgerError(Exception):
+    """The ledger cannot be appended to or read."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    bad_sequence: int | None = None
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"ledger intact: {self.checked} records verified"
+        return f"record {self.bad_sequence}: {self.reason}"
+
+
+def iso_utc(moment: datetime) -> str:
+    """UTC ISO 8601 with a Z, from the naive-UTC datetimes the store keeps."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def canonical(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{canonical(record)}".encode()).hexdigest()
+
+
+def append(
+    session: Session, kind: str, fields: dict[str, Any], recorded_at: datetime
+) -> LedgerEntry:
+    """Append one entry inside the caller's transaction, locking the chain head first."""
+    head = session.execute(
+        select(LedgerHead).where(LedgerHead.id == HEAD_ROW_ID).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = LedgerHead(id=HEAD_ROW_ID, sequence=0, hash=GENESIS_HASH)
+        session.add(head)
+        session.flush()
+    sequence = head.sequence + 1
+    record = {
+        **{name: None for name in EXPORT_FIELDS if name not in ("prev_hash", "hash")},
+        **fields,
+        "sequence": sequence,
+        "kind": kind,
+        "recorded_at": iso_utc(recorded_at),
+    }
+    digest = chain_hash(head.hash, record)
+    entry = LedgerEntry(
+        sequence=sequence,
+        kind=kind,
+        recorded_at=record["recorded_at"],
+        request_id=fields.get("request_id"),
+        body=canonical(record),
+        prev_hash=head.hash,
+        hash=digest,
+    )
+    session.add(entry)
+    head.sequence = sequence
+    head.hash = digest
+    session.flush()
+    return entry
+
+
+def _stream(session: Session) -> Iterator[LedgerEntry]:
+    """Entries in sequence order, fetched in batches so memory stays flat."""
+    last = 0
+    while True:
+        batch = (
+            session.execute(
+                select(LedgerEntry)
+                .where(LedgerEntry.sequence > last)
+                .order_by(LedgerEntry.sequence)
+                .limit(VERIFY_BATCH)
+            )
+            .scalars()
+            .all()
+        )
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].sequence
+        session.expunge_all()
+
+
+def verify(session: Session) -> VerifyResult:
+    """Walk the chain from the first entry; report the first entry that does not hold."""
+    expected_sequence = 1
+    prev_hash = GENESIS_HASH
+    checked = 0
+    for entry in _stream(session):
+        problem = _check_entry(entry, expected_sequence, prev_hash)
+        if problem is not None:
+            bad, reason = problem
+            return VerifyResult(False, checked, bad, reason)
+        prev_hash = entry.hash
+        expected_sequence += 1
+        checked += 1
+    head = session.get(LedgerHead, HEAD_ROW_ID)
+    if head is not None and head.sequence >= expected_sequence:
+        reason = f"missing (the chain head says {head.sequence} records were written)"
+        return VerifyResult(False, checked, expected_sequence, reason)
+    if head is not None and head.sequence == checked and head.hash != prev_hash:
+        return VerifyResult(False, checked, checked, "hash does not match the chain head")
+    return VerifyResult(True, checked)
+
+
+def _check_entry(entry: LedgerEntry, expected: int, prev_hash: str) -> tuple[int, str] | None:
+    if entry.sequence != expected:
+        return expected, f"missing (next record found is {entry.sequence})"
+    try:
+        record = json.loads(entry.body)
+    except ValueError:
+        return expected, "body is not valid JSON"
+    if not isinstance(record, dict) or record.get("sequence") != entry.sequence:
+        return expected, "sequence in the body does not match the record"
+    if record.get("kind") != entry.kind or record.get("recorded_at") != entry.recorded_at:
+        return expected, "kind or recorded_at differs from the hashed body"
+    if entry.prev_hash != prev_hash:
+        return expected, "previous-hash link broken (a record before it was changed or removed)"
+    if chain_hash(prev_hash, record) != entry.hash:
+        return expected, "hash mismatch (the record was modified)"
+    return None
+
+
+def records(session: Session) -> Iterator[dict[str, Any]]:
+    """Export rows: the hashed body plus the chain fields."""
+    for entry in _stream(session):
+        record = json.loads(entry.body)
+        record["prev_hash"] = entry.prev_hash
+        record["hash"] = entry.hash
+        yield {name: record.get(name) for name in EXPORT_FIELDS}
+
+
+def export_json(session: Session, out: IO[str]) -> int:
+    """A JSON array, written record by record so large ledgers do not fill memory."""
+    count = 0
+    out.write("[")
+    for record in records(session):
+        out.write(",\n" if count else "\n")
+        out.write(json.dumps(record, ensure_ascii=False))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def export_csv(session: Session, out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for record in records(session):
+        approvers = record.get("approvers") or []
+        row = dict(record)
+        row["approvers"] = ";".join(f"{a['slack_user_id']}:{a['role']}" for a in approvers)
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        count += 1
+    return count

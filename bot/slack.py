@@ -1,0 +1,158 @@
+"""Slack Web API client: timeouts, Retry-After-aware retries and named errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+log = logging.getLogger(__name__)
+
+SLACK_TIMEOUT_S = 10
+USER_CACHE_TTL_S = 300
+
+
+class SlackError(Exception):
+    """A Slack Web API call failed; `error` is Slack's error code (e.g. channel_not_found)."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    id: str
+    name: str
+    email: str | None
+    is_bot: bool = False
+    deleted: bool = False
+
+
+class _TTLCache:
+    """A tiny thread-safe cache; entries are re-read after `ttl` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+        if item is None or time.monotonic() - item[0] >= self.ttl:
+            return None
+        return item[1]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+
+
+class SlackClient:
+    def __init__(
+        self,
+        token: str,
+        base_url: str,
+        usergroup_ttl: float = 60,
+        timeout: float = SLACK_TIMEOUT_S,
+        rate_limit_retries: int = 5,
+    ) -> None:
+        self._web = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(timeout),
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=2),
+                RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                ServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        self._timeout = timeout
+        self._users = _TTLCache(USER_CACHE_TTL_S)
+        self._groups = _TTLCache(usergroup_ttl)
+
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        return self._request(method, json=params)
+
+    def _web_get(self, method: str, **params: str) -> dict[str, Any]:
+        # users.info and usergroups.users.list take form parameters, not JSON bodies.
+        return self._request(method, params=params)
+
+    def _request(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._web.api_call(method, **kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            raise SlackError(method, str(error or exc.response.status_code)) from None
+        except (SlackClientError, OSError) as exc:
+            raise SlackError(method, type(exc).__name__) from None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
+        data = self._call("chat.postMessage", channel=channel, text=text, blocks=blocks)
+        return str(data["ts"])
+
+    def update_message(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]
+    ) -> None:
+        self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        self._call("chat.postEphemeral", channel=channel, user=user, text=text)
+
+    def post_thread(self, channel: str, thread_ts: str, text: str) -> None:
+        self._call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._call("views.open", trigger_id=trigger_id, view=view)
+
+    def user(self, user_id: str) -> SlackUser:
+        """The user's profile; the e-mail is what separation of duties compares."""
+        cached = self._users.get(user_id)
+        if isinstance(cached, SlackUser):
+            return cached
+        data = self._web_get("users.info", user=user_id)["user"]
+        profile = data.get("profile") or {}
+        user = SlackUser(
+            id=str(data["id"]),
+            name=str(
+                profile.get("real_name") or data.get("real_name") or data.get("name") or user_id
+            ),
+            email=profile.get("email") or None,
+            is_bot=bool(data.get("is_bot")),
+            deleted=bool(data.get("deleted")),
+        )
+        self._users.put(user_id, user)
+        return user
+
+    def usergroup_members(self, usergroup: str) -> frozenset[str]:
+        cached = self._groups.get(usergroup)
+        if isinstance(cached, frozenset):
+            return cached
+        data = self._web_get("usergroups.users.list", usergroup=usergroup)
+        members = frozenset(str(u) for u in data.get("users", []))
+        self._groups.put(usergroup, members)
+        return members
+
+    def respond(self, response_url: str, text: str) -> None:
+        """An ephemeral reply through a response_url; it never replaces the original message."""
+        body = {"response_type": "ephemeral", "replace_original": False, "text": text}
+        try:
+            answer = requests.post(response_url, json=body, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise SlackError("response_url", type(exc).__name__) from None
+        if answer.status_code >= 400:
+            raise SlackError("response_url", f"HTTP {answer.status_code}")

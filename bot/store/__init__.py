@@ -1,0 +1,1 @@
+"""Persistence: the approvals database and the sign-off ledger (SQLAlchemy + Alembic)."""

@@ -1,0 +1,134 @@
+"""Tables: approval requests (a state machine), every decision, and the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Naive UTC: stored the same on SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    PLAYING = "playing"
+    PLAYED = "played"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CLOSED = "closed"
+
+
+OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.PLAYING)
+
+
+class ApprovalRequest(Base):
+    """One request per gate job; its state only moves forward (see bot.store.requests)."""
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (UniqueConstraint("project_id", "job_id", name="uq_request_gate_job"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    project_path: Mapped[str] = mapped_column(String(255))
+    project_url: Mapped[str | None] = mapped_column(String(1024))
+    pipeline_id: Mapped[int] = mapped_column(BigInteger)
+    pipeline_url: Mapped[str | None] = mapped_column(String(1024))
+    job_id: Mapped[int] = mapped_column(BigInteger)
+    job_name: Mapped[str] = mapped_column(String(255))
+    ref: Mapped[str | None] = mapped_column(String(255))
+    sha: Mapped[str | None] = mapped_column(String(64))
+    commit_title: Mapped[str | None] = mapped_column(Text)
+    commit_url: Mapped[str | None] = mapped_column(String(1024))
+    commit_author_name: Mapped[str | None] = mapped_column(String(255))
+    commit_author_email: Mapped[str | None] = mapped_column(String(255))
+    triggered_by_username: Mapped[str | None] = mapped_column(String(255))
+    triggered_by_name: Mapped[str | None] = mapped_column(String(255))
+    triggered_by_email: Mapped[str | None] = mapped_column(String(255))
+    environment: Mapped[str | None] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=RequestState.PENDING, index=True)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    rejected_by: Mapped[str | None] = mapped_column(String(32))
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    play_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    played_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Decision(Base):
+    """Every click decided, granted or denied, with the reason and the policy version."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        # One counted approval per person per request, whatever races happen above.
+        Index(
+            "uq_decision_counted_once",
+            "request_id",
+            "slack_user_id",
+            unique=True,
+            sqlite_where=text("action = 'approve' AND outcome = 'granted'"),
+            postgresql_where=text("action = 'approve' AND outcome = 'granted'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("approval_requests.id"), index=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    slack_user_name: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    roles: Mapped[str] = mapped_column(String(1024), default="")
+    policy_version: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LedgerEntry(Base):
+    """Append-only, hash-chained evidence. Triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "ledger_entries"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class LedgerHead(Base):
+    """A single row locked by each appender, so concurrent writers cannot fork the chain."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

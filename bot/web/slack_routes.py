@@ -1,0 +1,196 @@
+"""POST /slack/interactions and /slack/commands: verify signature → parse → enqueue → 200."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Blueprint, Response, request
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+from bot import approvals, blocks
+from bot.directory import roles_of
+from bot.slack import SlackError
+from bot.store import requests as store
+from bot.store.models import RequestState
+from bot.web import commands
+from bot.web.security import replay_key, slack_signature_ok
+from bot.web.support import BodyTooLarge, Edge, answer, edge, error, read_body
+from workers import queue as jobs
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("slack", __name__)
+
+INTERACTIONS = Counter(
+    "approval_bot_slack_requests_total", "Slack requests by kind and outcome", ["kind", "outcome"]
+)
+REPLAY_TTL_S = 10 * 60
+REASON_REQUIRED = "Please say why you reject this deployment."
+UNKNOWN_REQUEST = "This approval request is unknown to the bot."
+NOT_PENDING = "This request is already {state}; it can no longer be rejected."
+MODAL_FAILED = "Slack did not open the rejection form ({error}); please click Reject again."
+
+
+class Unverified(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _verified_form(ctx: Edge) -> dict[str, str]:
+    """Check size, signature, freshness and replay; then (only then) parse the form body."""
+    settings = ctx.runtime.settings
+    try:
+        body = read_body(settings.MAX_BODY_BYTES)
+    except BodyTooLarge:
+        raise Unverified(413, f"body larger than {settings.MAX_BODY_BYTES} bytes") from None
+    signature = request.headers.get("X-Slack-Signature")
+    if not slack_signature_ok(
+        body,
+        request.headers.get("X-Slack-Request-Timestamp"),
+        signature,
+        settings.SLACK_SIGNING_SECRET.get_secret_value(),
+    ):
+        raise Unverified(401, "invalid or stale Slack signature")
+    assert signature is not None
+    try:
+        first_time = ctx.runtime.redis.set(replay_key(signature), "1", nx=True, ex=REPLAY_TTL_S)
+    except RedisError:
+        raise Unverified(503, "not ready: Redis is unavailable") from None
+    if not first_time:
+        raise Unverified(401, "replayed Slack request")
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=False)
+    except UnicodeDecodeError:
+        raise Unverified(400, "body is not UTF-8 form data") from None
+    return {key: values[0] for key, values in form.items() if values}
+
+
+@blueprint.post("/slack/interactions")
+def interactions() -> tuple[Response, int] | Response:
+    ctx = edge()
+    try:
+        form = _verified_form(ctx)
+        payload = json.loads(form.get("payload", ""))
+        if not isinstance(payload, dict):
+            raise ValueError
+    except Unverified as exc:
+        INTERACTIONS.labels("interaction", "refused").inc()
+        return error(exc.status, str(exc))
+    except ValueError:
+        INTERACTIONS.labels("interaction", "bad_request").inc()
+        return error(400, "payload must be a JSON object")
+    kind = payload.get("type")
+    try:
+        if kind == "block_actions":
+            return _block_actions(ctx, payload)
+        if kind == "view_submission":
+            return _view_submission(ctx, payload)
+    except (KeyError, TypeError, AttributeError):
+        INTERACTIONS.labels(str(kind), "bad_request").inc()
+        return error(400, f"malformed {kind} payload")
+    except RedisError:
+        return error(503, "queue unavailable, please try again")
+    INTERACTIONS.labels("other", "ignored").inc()
+    return answer(200, status="ignored", reason=f"interaction type {kind!r} needs no action")
+
+
+def _block_actions(ctx: Edge, payload: dict[str, Any]) -> tuple[Response, int] | Response:
+    action = payload["actions"][0]
+    action_id = action.get("action_id")
+    if action_id not in (blocks.APPROVE_ACTION, blocks.REJECT_ACTION):
+        INTERACTIONS.labels("block_actions", "ignored").inc()
+        return Response(status=200)
+    click = {
+        "request_id": str(action.get("value") or ""),
+        "user_id": str(payload["user"]["id"]),
+        "user_name": payload["user"].get("name") or payload["user"].get("username"),
+        "response_url": payload.get("response_url"),
+        "channel_id": (payload.get("channel") or {}).get("id")
+        or (payload.get("container") or {}).get("channel_id"),
+    }
+    if action_id == blocks.APPROVE_ACTION:
+        jobs.enqueue(ctx.queue, jobs.APPROVE, click)
+        INTERACTIONS.labels("approve", "queued").inc()
+        return Response(status=200)
+    return _open_reject_modal(ctx, click, str(payload.get("trigger_id") or ""))
+
+
+def _open_reject_modal(ctx: Edge, click: dict[str, Any], trigger_id: str) -> Response:
+    """Reject needs a reason, so the modal opens now: a trigger_id lives only 3 seconds."""
+    refusal = _reject_refusal(ctx, click)
+    if refusal is None:
+        request_row = store.get(ctx.runtime.db, click["request_id"])
+        view = blocks.reject_modal(
+            request_row.id, request_row.project_path, request_row.pipeline_id
+        )
+        try:
+            ctx.runtime.slack.open_view(trigger_id, view)
+            INTERACTIONS.labels("reject", "modal").inc()
+            return Response(status=200)
+        except SlackError as exc:
+            refusal = MODAL_FAILED.format(error=exc.error)
+    jobs.enqueue(ctx.queue, jobs.NOTIFY, {**click, "text": refusal})
+    INTERACTIONS.labels("reject", "refused").inc()
+    return Response(status=200)
+
+
+def _reject_refusal(ctx: Edge, click: dict[str, Any]) -> str | None:
+    """Why this user may not reject now (None: they may). The worker checks again."""
+    try:
+        request_row = store.get(ctx.runtime.db, click["request_id"])
+    except store.RequestNotFound:
+        return UNKNOWN_REQUEST
+    if request_row.state != RequestState.PENDING:
+        return NOT_PENDING.format(state=request_row.state)
+    policy = ctx.runtime.policy.current.policy
+    gate = policy.gate_for(request_row.project_path, request_row.job_name)
+    if gate is None:
+        return "No gate in the current policy covers this job."
+    clicker = approvals.Clicker(
+        slack_user_id=click["user_id"],
+        email=None,
+        roles=roles_of(policy, ctx.runtime.slack, click["user_id"]),
+        is_admin=policy.is_admin(click["user_id"]),
+    )
+    denied = approvals.decide_rejection(gate, clicker)
+    return denied.message if denied else None
+
+
+def _view_submission(ctx: Edge, payload: dict[str, Any]) -> tuple[Response, int] | Response:
+    view = payload["view"]
+    if view.get("callback_id") != blocks.REJECT_CALLBACK:
+        return Response(status=200)
+    values = view["state"]["values"]
+    reason = ((values.get(blocks.REASON_BLOCK) or {}).get(blocks.REASON_ACTION) or {}).get("value")
+    if not isinstance(reason, str) or not reason.strip():
+        errors = {blocks.REASON_BLOCK: REASON_REQUIRED}
+        return answer(200, response_action="errors", errors=errors)
+    submission = {
+        "request_id": str(view.get("private_metadata") or ""),
+        "user_id": str(payload["user"]["id"]),
+        "user_name": payload["user"].get("name") or payload["user"].get("username"),
+        "reason": reason.strip(),
+    }
+    jobs.enqueue(ctx.queue, jobs.REJECT, submission)
+    INTERACTIONS.labels("reject", "queued").inc()
+    return Response(status=200)
+
+
+@blueprint.post("/slack/commands")
+def slash_commands() -> tuple[Response, int]:
+    ctx = edge()
+    try:
+        form = _verified_form(ctx)
+    except Unverified as exc:
+        INTERACTIONS.labels("command", "refused").inc()
+        return error(exc.status, str(exc))
+    user_id = form.get("user_id", "")
+    if not user_id:
+        return error(400, "user_id missing")
+    text = commands.answer(ctx.runtime, user_id, form.get("text", ""))
+    INTERACTIONS.labels("command", "answered").inc()
+    return answer(200, response_type="ephemeral", text=text)

@@ -1,0 +1,82 @@
+"""What every blueprint shares: the runtime, the queue, body limits and readiness."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+from rq import Queue
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot.runtime import Runtime
+
+READINESS_CACHE_S = 1.0
+
+
+@dataclass
+class Readiness:
+    """Redis and database liveness, cached briefly so the hot path does not ping each time."""
+
+    runtime: Runtime
+    checked_at: float = 0.0
+    state: dict[str, bool] = field(default_factory=dict)
+
+    def check(self, fresh: bool = False) -> dict[str, bool]:
+        if fresh or time.monotonic() - self.checked_at > READINESS_CACHE_S:
+            self.state = {"redis": self._redis_ok(), "database": self.runtime.db.ping()}
+            self.checked_at = time.monotonic()
+        return self.state
+
+    def ready(self) -> bool:
+        return all(self.check().values())
+
+    def _redis_ok(self) -> bool:
+        try:
+            return bool(self.runtime.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+
+@dataclass
+class Edge:
+    runtime: Runtime
+    queue: Queue
+    readiness: Readiness
+
+
+def edge() -> Edge:
+    value = current_app.extensions["approval_bot"]
+    assert isinstance(value, Edge)
+    return value
+
+
+def install(app: Flask, runtime: Runtime, queue: Queue) -> None:
+    app.extensions["approval_bot"] = Edge(runtime, queue, Readiness(runtime))
+
+
+def error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+def answer(code: int, /, **body: Any) -> tuple[Response, int]:
+    return jsonify(body), code
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_body(limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes whether or not Content-Length is sent."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge
+    try:
+        data = request.stream.read(limit + 1)
+    except RequestEntityTooLarge:
+        raise BodyTooLarge from None
+    if len(data) > limit:
+        raise BodyTooLarge
+    return data

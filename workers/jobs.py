@@ -1,0 +1,340 @@
+"""RQ jobs: load → decide → act → record → reply. Every job is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot import approvals
+from bot.approvals import ChangePerson, Counted, Denied
+from bot.blocks import ApprovalLine, request_message
+from bot.directory import identify_clicker
+from bot.events import FINISHED_PIPELINE, GateEvent
+from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retries
+from bot.policy import Gate
+from bot.runtime import Runtime
+from bot.slack import SlackError
+from bot.store import requests as store
+from bot.store.models import ApprovalRequest, RequestState, utcnow
+from workers.context import runtime
+
+log = logging.getLogger(__name__)
+
+# User-facing replies (ephemeral unless noted).
+UNKNOWN_REQUEST = "This approval request is unknown to the bot (it may belong to another install)."
+ALREADY_DECIDED = "This request is already {state}; nothing more can be done on it."
+EXPIRED = "This request expired at {at} UTC; it can no longer be approved."
+NO_GATE = "No gate in the current policy covers this job, so nobody can approve it."
+APPROVAL_RECORDED = "Your approval is recorded. Still needed: {missing}."
+APPROVAL_COMPLETE = "Your approval completed the quorum: playing the gate job now."
+REJECTED_THREAD = ":no_entry: Rejected by <@{user}>: {reason}"
+CANCEL_FAILED = (
+    ":warning: The release was rejected but the pipeline could not be cancelled: {error}"
+)
+PLAY_REFUSED = "GitLab refused to play the gate job ({error}); nothing was played."
+JOB_MOVED_ON = "The gate job is no longer waiting in GitLab (status: {status}); nothing was played."
+PIPELINE_FINISHED = "The pipeline finished ({status}) before the request was decided."
+CANCEL_WINDOW_S = 30.0
+
+
+def open_request(event: GateEvent) -> str | None:
+    """Create the request for a gate job (once) and post it to Slack (once it has no message)."""
+    rt = runtime()
+    loaded = rt.policy.current
+    gate = loaded.policy.gate_for(event["project_path"], event["job_name"])
+    if gate is None:
+        log.info("no gate covers %s %s any more", event["project_path"], event["job_name"])
+        return None
+    now = utcnow()
+    fields: dict[str, Any] = {
+        key: value for key, value in event.items() if key not in ("pipeline_status", "job_status")
+    }
+    fields.update(
+        channel=gate.channel,
+        policy_version=loaded.version,
+        state=RequestState.PENDING,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + gate.expire_after,
+    )
+    request, created = store.create(rt.db, fields)
+    if request.state == RequestState.PENDING and request.message_ts is None:
+        text, blocks = render(rt, request, gate)
+        ts = rt.slack.post_message(request.channel, text, blocks)
+        store.set_message(rt.db, request.id, request.channel, ts)
+    log.info(
+        "approval request %s for %s job %s (new=%s)",
+        request.id,
+        request.project_path,
+        request.job_id,
+        created,
+    )
+    return request.id
+
+
+def approve(click: dict[str, Any]) -> str:
+    """Decide an Approve click; play the gate when it completes the quorum."""
+    rt = runtime()
+    try:
+        request = store.get(rt.db, click["request_id"])
+    except store.RequestNotFound:
+        tell(rt, click, UNKNOWN_REQUEST)
+        return "unknown"
+    if request.state in (RequestState.APPROVED, RequestState.PLAYING):
+        return finish_approved(rt, request.id)  # a re-run after a failed play
+    if request.state != RequestState.PENDING:
+        tell(rt, click, ALREADY_DECIDED.format(state=request.state))
+        return str(request.state)
+    if utcnow() >= request.expires_at:
+        expire(rt, request)
+        tell(rt, click, EXPIRED.format(at=request.expires_at.strftime("%Y-%m-%d %H:%M")))
+        return "expired"
+    loaded = rt.policy.current
+    gate = loaded.policy.gate_for(request.project_path, request.job_name)
+    if gate is None:
+        tell(rt, click, NO_GATE)
+        return "no-gate"
+    clicker, user = identify_clicker(loaded.policy, rt.slack, click["user_id"])
+    people = change_people(request)
+
+    def decide(counted: list[Counted]) -> approvals.Decision:
+        return approvals.decide_approval(gate, loaded.policy.identities, clicker, people, counted)
+
+    outcome = store.record_approval(
+        rt.db, request.id, clicker.slack_user_id, user.name, clicker.roles, loaded.version, decide
+    )
+    decision = outcome.decision
+    if decision is None:
+        tell(rt, click, ALREADY_DECIDED.format(state=outcome.state_before))
+        return outcome.state_before
+    if isinstance(decision, Denied):
+        log.info(
+            "approval denied on %s for %s: %s", request.id, clicker.slack_user_id, decision.code
+        )
+        tell(rt, click, decision.message)
+        return f"denied:{decision.code}"
+    if not decision.quorum_met:
+        refresh_message(rt, outcome.request, gate)
+        tell(
+            rt,
+            click,
+            APPROVAL_RECORDED.format(missing=approvals.describe_missing(decision.missing)),
+        )
+        return "granted"
+    return finish_approved(rt, request.id)
+
+
+def finish_approved(rt: Runtime, request_id: str) -> str:
+    """Play the gate of an approved request exactly once, then record the sign-off."""
+    before = store.get(rt.db, request_id)
+    if not store.claim_play(rt.db, request_id):
+        return "play-claimed-elsewhere"
+    try:
+        result = play_once(
+            rt.gitlab,
+            before.project_id,
+            before.job_id,
+            # An earlier claim may have played it before its answer was lost.
+            resumed=before.play_claimed_at is not None,
+        )
+    except GitLabTransientError:
+        store.release_play(rt.db, request_id)
+        raise  # RQ retries the job; the next run asks GitLab again before playing
+    except GitLabError as exc:
+        closed = store.close(rt.db, request_id, RequestState.CLOSED, PLAY_REFUSED.format(error=exc))
+        if closed is not None:
+            refresh_message(rt, closed, None)
+        log.error("play refused for %s: %s", request_id, exc)
+        return "play-refused"
+    if not result.played:
+        reason = JOB_MOVED_ON.format(status=result.status)
+        closed = store.close(rt.db, request_id, RequestState.CLOSED, reason)
+        if closed is not None:
+            refresh_message(rt, closed, None)
+        return "job-moved-on"
+    gate = rt.policy.current.policy.gate_for(before.project_path, before.job_name)
+    played, entry = store.finish_play(rt.db, request_id, approver_records(rt, before, gate))
+    log.info(
+        "gate played for %s; sign-off ledger record %s",
+        request_id,
+        entry.sequence if entry else None,
+    )
+    refresh_message(rt, played, gate)
+    return "played"
+
+
+def reject(submission: dict[str, Any]) -> str:
+    """Record a rejection (with its reason), never play, and stop the release if asked."""
+    rt = runtime()
+    try:
+        request = store.get(rt.db, submission["request_id"])
+    except store.RequestNotFound:
+        log.warning("rejection for unknown request %s", submission["request_id"])
+        return "unknown"
+    loaded = rt.policy.current
+    gate = loaded.policy.gate_for(request.project_path, request.job_name)
+    reply = {"channel_id": request.channel, **submission}
+    if gate is None:
+        tell(rt, reply, NO_GATE)
+        return "no-gate"
+    clicker, _ = identify_clicker(loaded.policy, rt.slack, submission["user_id"])
+    denied = approvals.decide_rejection(gate, clicker)
+    if denied is not None:
+        store.record_denied_rejection(
+            rt.db, request.id, clicker.slack_user_id, denied, loaded.version
+        )
+        tell(rt, reply, denied.message)
+        return "denied"
+    rejected, entry = store.reject(
+        rt.db, request.id, clicker.slack_user_id, submission["reason"], loaded.version
+    )
+    if entry is None:
+        tell(rt, reply, ALREADY_DECIDED.format(state=rejected.state))
+        return str(rejected.state)
+    refresh_message(rt, rejected, gate)
+    notify_thread(
+        rt,
+        rejected,
+        REJECTED_THREAD.format(user=clicker.slack_user_id, reason=submission["reason"]),
+    )
+    if gate.on_reject == "cancel_pipeline":
+        cancel_pipeline(rt, rejected)
+    return "rejected"
+
+
+def cancel_pipeline(rt: Runtime, request: ApprovalRequest) -> None:
+    try:
+        with_retries(
+            lambda: rt.gitlab.cancel_pipeline(request.project_id, request.pipeline_id),
+            CANCEL_WINDOW_S,
+        )
+    except GitLabError as exc:
+        log.error("cannot cancel pipeline %s: %s", request.pipeline_id, exc)
+        notify_thread(rt, request, CANCEL_FAILED.format(error=exc))
+
+
+def notify(payload: dict[str, Any]) -> None:
+    """An ephemeral answer decided at the edge (e.g. someone not allowed to reject)."""
+    tell(runtime(), payload, payload["text"])
+
+
+def pipeline_update(event: GateEvent) -> str:
+    """A later status of a gated pipeline: close a pending request the pipeline moved past."""
+    rt = runtime()
+    request = store.find_for_job(rt.db, event["project_id"], event["job_id"])
+    if request is None:
+        if event["job_status"] == "manual" and event["pipeline_status"] not in FINISHED_PIPELINE:
+            open_request(event)
+            return "opened"
+        return "no-request"
+    if request.state != RequestState.PENDING:
+        return "not-pending"
+    if event["pipeline_status"] in FINISHED_PIPELINE:
+        reason = PIPELINE_FINISHED.format(status=event["pipeline_status"])
+    elif event["job_status"] != "manual":
+        reason = JOB_MOVED_ON.format(status=event["job_status"])
+    else:
+        return "still-waiting"
+    closed = store.close(rt.db, request.id, RequestState.CLOSED, reason, (RequestState.PENDING,))
+    if closed is not None:
+        refresh_message(rt, closed, None)
+    return "closed"
+
+
+def expire(rt: Runtime, request: ApprovalRequest) -> None:
+    at = request.expires_at.strftime("%Y-%m-%d %H:%M")
+    closed = store.close(
+        rt.db,
+        request.id,
+        RequestState.EXPIRED,
+        f"Expired at {at} UTC without the required approvals.",
+        (RequestState.PENDING,),
+    )
+    if closed is not None:
+        refresh_message(rt, closed, None)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def change_people(request: ApprovalRequest) -> list[ChangePerson]:
+    return [
+        ChangePerson(
+            "triggerer",
+            username=request.triggered_by_username,
+            email=request.triggered_by_email,
+            name=request.triggered_by_name,
+        ),
+        ChangePerson(
+            "commit_author", email=request.commit_author_email, name=request.commit_author_name
+        ),
+    ]
+
+
+def _assignment(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None
+) -> tuple[list[Any], dict[str, str], dict[str, int]]:
+    rows = store.decisions(rt.db, request.id)
+    if gate is None:
+        return rows, {}, {}
+    counted = [Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(",")))) for r in rows]
+    assignment = approvals.assign(gate.require, counted)
+    return rows, assignment, approvals.missing_roles(gate.require, assignment)
+
+
+def approver_records(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None
+) -> list[dict[str, Any]]:
+    from bot.ledger import iso_utc
+
+    rows, assignment, _ = _assignment(rt, request, gate)
+    return [
+        {
+            "slack_user_id": row.slack_user_id,
+            "name": row.slack_user_name,
+            "role": assignment.get(row.slack_user_id),
+            "approved_at": iso_utc(row.decided_at),
+        }
+        for row in rows
+    ]
+
+
+def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[str, list[Any]]:
+    rows, assignment, missing = _assignment(rt, request, gate)
+    lines = [
+        ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
+    ]
+    return request_message(request, lines, missing)
+
+
+def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> None:
+    """Bring the Slack message in line with the request's state (best effort, logged)."""
+    if request.message_ts is None:
+        return
+    if gate is None:
+        gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
+    text, blocks = render(rt, request, gate)
+    try:
+        rt.slack.update_message(request.channel, request.message_ts, text, blocks)
+    except SlackError as exc:
+        log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
+
+
+def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:
+    if request.message_ts is None:
+        return
+    try:
+        rt.slack.post_thread(request.channel, request.message_ts, text)
+    except SlackError as exc:
+        log.error("cannot post in the thread of %s: %s", request.id, exc.error)
+
+
+def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:
+    """An ephemeral answer to one user: through the response_url, else chat.postEphemeral."""
+    try:
+        if target.get("response_url"):
+            rt.slack.respond(target["response_url"], text)
+        elif target.get("channel_id") and target.get("user_id"):
+            rt.slack.post_ephemeral(target["channel_id"], target["user_id"], text)
+    except SlackError as exc:
+        log.warning("cannot tell %s: %s", target.get("user_id"), exc.error)

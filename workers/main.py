@@ -1,0 +1,59 @@
+"""`approval-bot worker`: an RQ worker on the configured Redis, with the jobs' runtime."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from bot.runtime import Runtime
+from workers.context import set_runtime
+from workers.queue import make_queue
+
+log = logging.getLogger(__name__)
+
+REDIS_WAIT_MAX_S = 30.0
+
+
+def redact(url: str) -> str:
+    """A URL fit for logs: any password replaced."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def wait_for_redis(runtime: Runtime) -> None:
+    """Redis may come up after us (compose, systemd): wait, saying so, and retry forever."""
+    delay = 1.0
+    while True:
+        try:
+            runtime.redis.ping()
+            return
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "Redis is not reachable at %s (%s); retrying in %.0fs",
+                redact(runtime.settings.REDIS_URL),
+                type(exc).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, REDIS_WAIT_MAX_S)
+
+
+def run_worker(runtime: Runtime, burst: bool = False) -> int:
+    set_runtime(runtime)
+    wait_for_redis(runtime)
+    # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
+    # once, and a killed job is recovered from the database state machine, not by RQ.
+    worker = SimpleWorker(
+        [make_queue(runtime.redis)],
+        connection=runtime.redis,
+        serializer=JSONSerializer,
+        log_job_description=False,
+    )
+    worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+    return 0
