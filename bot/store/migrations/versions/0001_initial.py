@@ -105,12 +105,14 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(64), nullable=False, unique=True),
     )
     op.create_index("ix_ledger_entries_request_id", "ledger_entries", ["request_id"])
-    op.create_table(
+    head = op.create_table(
         "ledger_head",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("sequence", sa.BigInteger, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
+    # The head row exists from the start, so appenders always have a row to lock.
+    op.bulk_insert(head, [{"id": 1, "sequence": 0, "hash": "0" * 64}])
     _append_only(op.get_bind().dialect.name)
 
 
