@@ -1,0 +1,53 @@
+"""One running bot per database kind, shared by the tests of a module; fakes reset per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.slack import FakeSlack
+from tests.integration.harness import Bot, bot_env, seed_users
+
+REDIS_DBS = {"sqlite": 12, "postgresql": 11}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    kind = request.param
+    workdir = tmp_path_factory.mktemp(f"bot-{kind}")
+    if kind == "sqlite":
+        database_url = f"sqlite:///{workdir}/approvals.db"
+    else:
+        database_url = fresh_pg_database(request.getfixturevalue("pg_server_url"))
+    redis_url = f"redis://127.0.0.1:6379/{REDIS_DBS[kind]}"
+    redis.Redis.from_url(redis_url).flushdb()
+    slack, gitlab = FakeSlack().start(), FakeGitLab().start()
+    seed_users(slack)
+    running = Bot(workdir, bot_env(workdir, slack, gitlab, database_url, redis_url), slack, gitlab)
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop_all()
+        slack.stop()
+        gitlab.stop()
+        if kind == "postgresql":
+            drop_pg_database(database_url)
+
+
+@pytest.fixture
+def live(bot: Bot) -> Iterator[Bot]:
+    """The running bot with fresh fake state; fails if a fake saw an unexpected call."""
+    bot.slack.reset()
+    bot.gitlab.reset()
+    seed_users(bot.slack)
+    yield bot
+    assert not bot.slack.unexpected, bot.slack.unexpected
+    assert not bot.gitlab.unexpected, bot.gitlab.unexpected
+    for name, process in bot.processes.items():
+        assert process.poll() is None, f"{name} died:\n{bot.log(name)[-3000:]}"

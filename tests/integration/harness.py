@@ -1,0 +1,224 @@
+"""A running bot for the integration tests: real `approval-bot web` and `worker` processes,
+real Redis and database, and the fake Slack and GitLab servers on threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_signing import (
+    block_actions_body,
+    signed_headers,
+    slash_command_body,
+    view_submission_body,
+)
+from tests.fixtures.gitlab_events import pipeline_event
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+WEBHOOK_SECRET = "gitlab-webhook-secret-for-tests"
+SIGNING_SECRET = "slack-signing-secret-for-tests"
+SLACK_TOKEN = "xoxb-test-token"
+GITLAB_TOKEN = "glpat-test"
+
+USERS = {
+    "U0RM00001": ("rita", "rita@example.com"),
+    "U0RM00002": ("ravi", "ravi@example.com"),
+    "U0CO00001": ("colin", "colin@example.com"),
+    "U0ADMIN01": ("ada", "ada@example.com"),
+    "U0DEV0001": ("alice", "alice@example.com"),
+    "U0BOB0001": ("bob", "bob@example.com"),
+    "U0OUTSIDE": ("oscar", "oscar@example.com"),
+    "U0GROUP01": ("greta", "greta@example.com"),
+}
+
+
+def executable() -> str:
+    found = Path(sys.executable).with_name("approval-bot")
+    return str(found) if found.exists() else (shutil.which("approval-bot") or "approval-bot")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Bot:
+    """The bot as an operator runs it, plus helpers to drive it as GitLab and Slack would."""
+
+    workdir: Path
+    env: dict[str, str]
+    slack: FakeSlack
+    gitlab: FakeGitLab
+    port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [executable(), *args], cwd=self.workdir, env=env or self.env, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"approval-bot {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [executable(), *args], cwd=self.workdir, env=self.env, stdout=log, stderr=log
+        )
+        self.processes[name] = process
+        return process
+
+    def start_all(self) -> None:
+        self.run("db", "upgrade")
+        self.start("web", "web", "--port", str(self.port))
+        self.start("worker", "worker")
+        wait_until(self._ready, 30, "the web process to be ready")
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # --- GitLab side ---------------------------------------------------------------------
+
+    def pipeline(self, **kwargs: Any) -> dict[str, Any]:
+        """A gated pipeline, known to the fake GitLab as well."""
+        kwargs.setdefault("gitlab_url", self.gitlab.url)
+        event = pipeline_event(**kwargs)
+        self.gitlab.seed_from_event(event)
+        return event
+
+    def webhook(self, event: dict[str, Any] | bytes, token: str = WEBHOOK_SECRET,
+                key: str | None = None, **headers: str) -> requests.Response:
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        sent = {"Content-Type": "application/json", "X-Gitlab-Event": "Pipeline Hook", **headers}
+        if token:
+            sent["X-Gitlab-Token"] = token
+        if key:
+            sent["Idempotency-Key"] = key
+        return requests.post(f"{self.url}/webhooks/gitlab", data=body, headers=sent, timeout=10)
+
+    # --- Slack side ----------------------------------------------------------------------
+
+    def post_slack(self, path: str, body: bytes, timestamp: int | None = None,
+                   secret: str = SIGNING_SECRET) -> requests.Response:
+        headers = signed_headers(secret, body, timestamp)
+        return requests.post(f"{self.url}{path}", data=body, headers=headers, timeout=10)
+
+    def click(self, user_id: str, action: str, request_id: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("response_url", self.slack.response_url(f"{user_id}-{action}"))
+        body = block_actions_body(user_id, action, request_id, **kwargs)
+        return self.post_slack("/slack/interactions", body)
+
+    def submit_reason(self, user_id: str, request_id: str, reason: str) -> requests.Response:
+        return self.post_slack("/slack/interactions", view_submission_body(user_id, request_id, reason))
+
+    def command(self, user_id: str, text: str) -> requests.Response:
+        body = slash_command_body(user_id, text, response_url=self.slack.response_url("cmd"))
+        return self.post_slack("/slack/commands", body)
+
+    def posted_request(self, channel: str = "C0DEPLOYS", count: int = 1) -> dict[str, Any]:
+        """The latest approval request posted to a channel (waiting for it)."""
+        def found() -> list[Any]:
+            return [c for c in self.slack.calls_to("chat.postMessage")
+                    if c.params.get("channel") == channel and "thread_ts" not in c.params]
+        calls = wait_until(lambda: len(found()) >= count and found(), 15, f"a post in {channel}")
+        return calls[-1].params  # type: ignore[no-any-return]
+
+    def responses_to(self, name: str) -> list[str]:
+        return [str(r.payload.get("text", "")) for r in self.slack.responses if r.name == name]
+
+    def wait_response(self, name: str, timeout: float = 15) -> str:
+        texts = wait_until(lambda: self.responses_to(name), timeout, f"a reply to {name}")
+        return str(texts[-1])
+
+    def ledger(self) -> list[dict[str, Any]]:
+        result = self.run("ledger", "export", "--format", "json")
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def request_id_of(message: dict[str, Any]) -> str:
+    """The approval request id, as carried by the Approve button."""
+    for block in message["blocks"]:
+        if block.get("type") == "actions":
+            for element in block["elements"]:
+                if element["action_id"] == "approve":
+                    return str(element["value"])
+    raise AssertionError("no approve button in the message")
+
+
+def bot_env(workdir: Path, slack: FakeSlack, gitlab: FakeGitLab, database_url: str,
+            redis_url: str) -> dict[str, str]:
+    policy = workdir / "approvers.yml"
+    policy.write_bytes((FIXTURES / "approvers.yml").read_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITLAB_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        GITLAB_URL=gitlab.url,
+        GITLAB_TOKEN=GITLAB_TOKEN,
+        GITLAB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        SLACK_BOT_TOKEN=SLACK_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        APPROVAL_POLICY=str(policy),
+        MAX_BODY_BYTES=str(64 * 1024),
+        USERGROUP_CACHE_TTL="1",
+    )
+    return env
+
+
+def seed_users(slack: FakeSlack) -> None:
+    for user_id, (name, email) in USERS.items():
+        slack.add_user(user_id, name, email, real_name=name.title())
+    slack.set_usergroup("S0RELEASE", ["U0GROUP01"])

@@ -1,0 +1,250 @@
+"""The compliance gate end to end, driven only through the contract's HTTP surface."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from tests.integration.harness import Bot, request_id_of, wait_until
+
+pytestmark = pytest.mark.integration
+_ids = itertools.count(1)
+
+RM, RM2, CO = "U0RM00001", "U0RM00002", "U0CO00001"
+ADMIN, OUTSIDER, GROUP_RM = "U0ADMIN01", "U0OUTSIDE", "U0GROUP01"
+
+
+def gated(bot: Bot, **kwargs) -> tuple[dict, dict, int]:
+    """Send a fresh gated pipeline; return the event, the posted message and the gate job id."""
+    n = next(_ids)
+    job_id = 100_000 + n * 10
+    event = bot.pipeline(pipeline_id=50_000 + n, gate_job_id=job_id, **kwargs)
+    answer = bot.webhook(event, key=f"delivery-{n}")
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "queued"
+    channel = "C0LEDGER" if kwargs.get("project_path", "").startswith("fintech/ledger") else "C0DEPLOYS"
+    before = len(
+        [c for c in bot.slack.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+    )
+    message = bot.posted_request(channel, count=before or 1)
+    return event, message, job_id
+
+
+def final_update(bot: Bot, ts: str, needle: str) -> dict:
+    def done():
+        for call in reversed(bot.slack.calls_to("chat.update")):
+            if call.params.get("ts") == ts and needle in str(call.params.get("blocks")):
+                return call.params
+        return None
+
+    return wait_until(done, 20, f"chat.update containing {needle!r}")
+
+
+def test_two_roles_approve_and_the_gate_is_played_once(live: Bot) -> None:
+    event, message, job_id = gated(live)
+    text = str(message["blocks"])
+    assert "fintech/payments-api" in text
+    assert str(event["object_attributes"]["id"]) in text
+    assert event["object_attributes"]["sha"][:8] in text
+    assert "Add payment retries" in text
+    request_id = request_id_of(message)
+    actions = next(b for b in message["blocks"] if b["type"] == "actions")
+    assert {e["action_id"]: e["value"] for e in actions["elements"]} == {
+        "approve": request_id,
+        "reject": request_id,
+    }
+
+    started = time.monotonic()
+    assert live.click(RM, "approve", request_id).status_code == 200
+    assert "recorded" in live.wait_response(f"{RM}-approve")
+    assert live.gitlab.play_count(job_id) == 0
+
+    assert live.click(CO, "approve", request_id).status_code == 200
+    live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
+    final = final_update(live, message["ts"] if "ts" in message else "", "Approved") if False else None
+    played_at = time.monotonic() - started
+    assert played_at < 15
+    assert live.gitlab.play_count(job_id) == 1
+
+    update = wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.update")
+                 if "Approved" in str(c.params.get("blocks"))],
+        15, "the final message",
+    )[-1].params
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    assert final is None
+
+    records = wait_until(lambda: [r for r in live.ledger() if r["job_id"] == job_id], 10, "sign-off")
+    signoff = records[0]
+    assert signoff["kind"] == "signoff"
+    assert signoff["project"] == "fintech/payments-api"
+    assert signoff["pipeline_id"] == event["object_attributes"]["id"]
+    assert signoff["sha"] == event["object_attributes"]["sha"]
+    assert signoff["environment"] == "production"
+    assert signoff["recorded_at"].endswith("Z")
+    assert {(a["slack_user_id"], a["role"]) for a in signoff["approvers"]} == {
+        (RM, "release-manager"),
+        (CO, "compliance-officer"),
+    }
+    assert len(signoff["policy_version"]) == 64
+    verify = live.run("ledger", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_a_late_click_after_the_play_changes_nothing(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", request_id)
+    live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
+    live.click(RM2, "approve", request_id)
+    assert "already" in live.wait_response(f"{RM2}-approve")
+    assert live.gitlab.play_count(job_id) == 1
+
+
+def test_double_click_counts_once(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.click(RM, "approve", request_id)
+    wait_until(lambda: len(live.responses_to(f"{RM}-approve")) >= 2, 15, "two replies")
+    replies = live.responses_to(f"{RM}-approve")
+    assert any("recorded" in r for r in replies)
+    assert any("already approved" in r for r in replies)
+    assert live.gitlab.play_count(job_id) == 0
+
+
+def test_unauthorized_user_is_told_why_and_nothing_is_counted(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(OUTSIDER, "approve", request_id)
+    reply = live.wait_response(f"{OUTSIDER}-approve")
+    assert "may not approve" in reply and "release-manager" in reply
+    # Claims in the payload (a forged name) grant nothing: roles come from the policy.
+    live.click(OUTSIDER, "approve", request_id, user_name="U0CO00001")
+    live.click(RM, "approve", request_id)
+    assert "recorded" in live.wait_response(f"{RM}-approve")
+    time.sleep(0.5)
+    assert live.gitlab.play_count(job_id) == 0
+
+
+def test_user_group_member_may_approve(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(GROUP_RM, "approve", request_id)
+    assert "recorded" in live.wait_response(f"{GROUP_RM}-approve")
+    live.click(CO, "approve", request_id)
+    live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
+
+
+def test_self_approval_is_refused(live: Bot) -> None:
+    # Ravi triggered the pipeline; his Slack e-mail matches the webhook's user e-mail.
+    user = {"id": 8, "name": "Ravi", "username": "ravi", "email": "RAVI@example.com"}
+    _, message, job_id = gated(live, user=user)
+    request_id = request_id_of(message)
+    live.click(RM2, "approve", request_id)
+    reply = live.wait_response(f"{RM2}-approve")
+    assert "triggered this pipeline" in reply
+    # The commit author (alice, by the identities map and e-mail) may not approve either.
+    assert live.gitlab.play_count(job_id) == 0
+
+
+def test_job_no_longer_manual_is_not_played(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.gitlab.job(job_id)["status"] = "canceled"
+    live.click(CO, "approve", request_id)
+    update = wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.update")
+                 if "no longer waiting" in str(c.params.get("blocks"))],
+        15, "the closed message",
+    )[-1].params
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    assert live.gitlab.calls_to("POST", rf"/jobs/{job_id}/play") == []
+
+
+def test_transient_gitlab_errors_are_retried_and_the_job_played_once(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.gitlab.fail_next("POST", rf"/jobs/{job_id}/play", status=502)
+    live.gitlab.fail_next("POST", rf"/jobs/{job_id}/play", status=500, side_effect_then_fail=True)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", request_id)
+    wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.update")
+                 if "Approved" in str(c.params.get("blocks"))],
+        30, "the final message",
+    )
+    assert live.gitlab.play_count(job_id) == 1
+
+
+def test_unknown_request_id(live: Bot) -> None:
+    assert live.click(RM, "approve", "0" * 32).status_code == 200
+    assert "unknown" in live.wait_response(f"{RM}-approve")
+
+
+def test_reject_opens_a_modal_records_the_reason_and_cancels(live: Bot) -> None:
+    event, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    assert live.click(CO, "reject", request_id).status_code == 200
+    view = live.slack.wait_for("views.open")[-1].params["view"]
+    assert view["callback_id"] == "reject_reason"
+    assert view["private_metadata"] == request_id
+    reason_block = next(b for b in view["blocks"] if b.get("block_id") == "reason")
+    assert reason_block["element"]["action_id"] == "reason"
+
+    empty = live.submit_reason(CO, request_id, "  ")
+    assert empty.json()["response_action"] == "errors"
+    assert live.submit_reason(CO, request_id, "Migration not reviewed").status_code == 200
+    pipeline_id = event["object_attributes"]["id"]
+    live.gitlab.wait_for("POST", rf"/pipelines/{pipeline_id}/cancel", timeout=15)
+    update = wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.update")
+                 if "Rejected" in str(c.params.get("blocks"))],
+        15, "the rejected message",
+    )[-1].params
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    assert "Migration not reviewed" in str(update["blocks"])
+    record = wait_until(lambda: [r for r in live.ledger() if r["job_id"] == job_id], 10, "record")[0]
+    assert record["kind"] == "rejection"
+    assert record["rejected_by"] == CO
+    assert record["reason"] == "Migration not reviewed"
+    # A later approval plays nothing.
+    live.click(RM, "approve", request_id)
+    assert "rejected" in live.wait_response(f"{RM}-approve")
+    assert live.gitlab.calls_to("POST", rf"/jobs/{job_id}/play") == []
+
+
+def test_reject_by_outsider_is_refused_without_a_modal(live: Bot) -> None:
+    _, message, _ = gated(live)
+    live.click(OUTSIDER, "reject", request_id_of(message))
+    assert "may not reject" in live.wait_response(f"{OUTSIDER}-reject")
+    assert live.slack.calls_to("views.open") == []
+
+
+def test_on_reject_leave_does_not_cancel(live: Bot) -> None:
+    event, message, _ = gated(live, project_path="fintech/ledger-core")
+    request_id = request_id_of(message)
+    live.click(RM, "reject", request_id)
+    live.slack.wait_for("views.open")
+    live.submit_reason(RM, request_id, "not today")
+    wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.update")
+                 if "Rejected" in str(c.params.get("blocks"))],
+        15, "the rejected message",
+    )
+    assert live.gitlab.calls_to("POST", r"/cancel") == []
+
+
+def test_expired_request_cannot_be_approved(live: Bot) -> None:
+    _, message, job_id = gated(live, project_path="fintech/ledger-core")
+    time.sleep(2.2)
+    live.click(RM, "approve", request_id_of(message))
+    assert "expired" in live.wait_response(f"{RM}-approve")
+    assert live.gitlab.play_count(job_id) == 0
