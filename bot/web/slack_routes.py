@@ -18,6 +18,7 @@ from bot.store import requests as store
 from bot.store.models import RequestState
 from bot.web import commands
 from bot.web.security import replay_key, slack_signature_ok
+from bot.web.slack_payloads import BadPayload, BlockActions, ViewSubmission, parse_interaction
 from bot.web.support import BodyTooLarge, Edge, answer, edge, error, read_body
 from workers import queue as jobs
 
@@ -83,40 +84,39 @@ def interactions() -> tuple[Response, int] | Response:
     except ValueError:
         INTERACTIONS.labels("interaction", "bad_request").inc()
         return error(400, "payload must be a JSON object")
-    kind = payload.get("type")
     try:
-        if kind == "block_actions":
-            return _block_actions(ctx, payload)
-        if kind == "view_submission":
-            return _view_submission(ctx, payload)
-    except (KeyError, TypeError, AttributeError):
-        INTERACTIONS.labels(str(kind), "bad_request").inc()
-        return error(400, f"malformed {kind} payload")
+        interaction = parse_interaction(payload)
+        if isinstance(interaction, BlockActions):
+            return _block_actions(ctx, interaction)
+        if isinstance(interaction, ViewSubmission):
+            return _view_submission(ctx, interaction)
+    except BadPayload as exc:
+        INTERACTIONS.labels("interaction", "bad_request").inc()
+        return error(400, str(exc))
     except RedisError:
         return error(503, "queue unavailable, please try again")
     INTERACTIONS.labels("other", "ignored").inc()
+    kind = payload.get("type")
     return answer(200, status="ignored", reason=f"interaction type {kind!r} needs no action")
 
 
-def _block_actions(ctx: Edge, payload: dict[str, Any]) -> tuple[Response, int] | Response:
-    action = payload["actions"][0]
-    action_id = action.get("action_id")
-    if action_id not in (blocks.APPROVE_ACTION, blocks.REJECT_ACTION):
+def _block_actions(ctx: Edge, payload: BlockActions) -> Response:
+    action = payload.actions[0]
+    if action.action_id not in (blocks.APPROVE_ACTION, blocks.REJECT_ACTION):
         INTERACTIONS.labels("block_actions", "ignored").inc()
         return Response(status=200)
     click = {
-        "request_id": str(action.get("value") or ""),
-        "user_id": str(payload["user"]["id"]),
-        "user_name": payload["user"].get("name") or payload["user"].get("username"),
-        "response_url": payload.get("response_url"),
-        "channel_id": (payload.get("channel") or {}).get("id")
-        or (payload.get("container") or {}).get("channel_id"),
+        "request_id": action.value,
+        "user_id": payload.user.id,
+        "user_name": payload.user.display,
+        "response_url": payload.response_url,
+        "channel_id": payload.channel_id,
     }
-    if action_id == blocks.APPROVE_ACTION:
+    if action.action_id == blocks.APPROVE_ACTION:
         jobs.enqueue(ctx.queue, jobs.APPROVE, click)
         INTERACTIONS.labels("approve", "queued").inc()
         return Response(status=200)
-    return _open_reject_modal(ctx, click, str(payload.get("trigger_id") or ""))
+    return _open_reject_modal(ctx, click, payload.trigger_id)
 
 
 def _open_reject_modal(ctx: Edge, click: dict[str, Any], trigger_id: str) -> Response:
@@ -160,19 +160,18 @@ def _reject_refusal(ctx: Edge, click: dict[str, Any]) -> str | None:
     return denied.message if denied else None
 
 
-def _view_submission(ctx: Edge, payload: dict[str, Any]) -> tuple[Response, int] | Response:
-    view = payload["view"]
-    if view.get("callback_id") != blocks.REJECT_CALLBACK:
+def _view_submission(ctx: Edge, payload: ViewSubmission) -> tuple[Response, int] | Response:
+    view = payload.view
+    if view.callback_id != blocks.REJECT_CALLBACK:
         return Response(status=200)
-    values = view["state"]["values"]
-    reason = ((values.get(blocks.REASON_BLOCK) or {}).get(blocks.REASON_ACTION) or {}).get("value")
-    if not isinstance(reason, str) or not reason.strip():
+    reason = view.input(blocks.REASON_BLOCK, blocks.REASON_ACTION)
+    if reason is None or not reason.strip():
         errors = {blocks.REASON_BLOCK: REASON_REQUIRED}
         return answer(200, response_action="errors", errors=errors)
     submission = {
-        "request_id": str(view.get("private_metadata") or ""),
-        "user_id": str(payload["user"]["id"]),
-        "user_name": payload["user"].get("name") or payload["user"].get("username"),
+        "request_id": view.private_metadata,
+        "user_id": payload.user.id,
+        "user_name": payload.user.display,
         "reason": reason.strip(),
     }
     jobs.enqueue(ctx.queue, jobs.REJECT, submission)

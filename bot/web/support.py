@@ -73,10 +73,16 @@ def read_body(limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes whether or not Content-Length is sent."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge
+    data = bytearray()
     try:
-        data = request.stream.read(limit + 1)
+        # Read to the end: a chunked body's size is only known once it has all arrived.
+        while len(data) <= limit:
+            chunk = request.stream.read(65536)
+            if not chunk:
+                break
+            data += chunk
     except RequestEntityTooLarge:
         raise BodyTooLarge from None
     if len(data) > limit:
         raise BodyTooLarge
-    return data
+    return bytes(data)

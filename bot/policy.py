@@ -1,0 +1,459 @@
+"""Approval policy ("policy as code"): who may approve which GitLab deployment gate.
+
+The policy lives in a YAML file (see ``config/approvers.example.yml``). :func:`load_policy`
+reads it and either returns a validated, immutable :class:`Policy` or raises
+:class:`PolicyError` listing *every* problem found, each with its line number.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from bot.policy_yaml import Loc, describe_value, format_loc, parse_yaml, shown_value
+
+__all__ = [
+    "Gate",
+    "LoadedPolicy",
+    "Policy",
+    "PolicyError",
+    "PolicyProblem",
+    "Role",
+    "Rule",
+    "format_duration",
+    "load_policy",
+    "parse_duration",
+    "parse_policy",
+]
+
+_DURATION_RE = re.compile(r"^[1-9][0-9]*[smhd]$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_SLACK_ID = {
+    "user": (re.compile(r"^[UW][A-Z0-9]{2,}$"), "a Slack user ID (like U0123ABCD)"),
+    "usergroup": (re.compile(r"^S[A-Z0-9]{2,}$"), "a Slack user group ID (like S0123ABCD)"),
+    "channel": (re.compile(r"^[CG][A-Z0-9]{2,}$"), "a Slack channel ID (like C0123ABCD)"),
+}
+_SLACK_ID_ERROR = "slack_id"
+_POLICY_ERROR = "policy"
+
+
+# --------------------------------------------------------------------------- durations
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"`` (positive integer + unit)."""
+    if not isinstance(text, str) or not _DURATION_RE.match(text):
+        raise ValueError(f"{text!r} is not a duration like 30m, 24h or 7d")
+    try:
+        return timedelta(seconds=int(text[:-1]) * _UNIT_SECONDS[text[-1]])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
+
+
+def format_duration(value: timedelta) -> str:
+    """Inverse of :func:`parse_duration`, using the largest unit that divides evenly."""
+    seconds = int(value.total_seconds())
+    for unit, size in _UNIT_SECONDS.items():
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- field types
+
+
+def _slack_id(kind: str) -> BeforeValidator:
+    pattern, what = _SLACK_ID[kind]
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and pattern.match(value):
+            return value
+        raise PydanticCustomError(_SLACK_ID_ERROR, f"{shown_value(value)} is not {what}")
+
+    return BeforeValidator(check)
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        if value <= timedelta(0):
+            raise PydanticCustomError(_POLICY_ERROR, "must be a positive duration")
+        return value
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        reason = f"{shown_value(value)} is not a duration like 30m, 24h or 7d"
+        raise PydanticCustomError(_POLICY_ERROR, reason) from exc
+
+
+def _version(value: Any) -> Any:
+    if type(value) is not int or value != 1:
+        raise PydanticCustomError(
+            _POLICY_ERROR, f"unsupported version {shown_value(value)} (must be 1)"
+        )
+    return value
+
+
+def _non_empty(what: str) -> AfterValidator:
+    # not Field(min_length=1): pydantic would also call a list whose items are all
+    # invalid "too short", on top of the errors about the items themselves
+    def check(value: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not value:
+            raise PydanticCustomError(_POLICY_ERROR, f"must list at least one {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+UserId = Annotated[str, _slack_id("user")]
+UsergroupId = Annotated[str, _slack_id("usergroup")]
+ChannelId = Annotated[str, _slack_id("channel")]
+Name = Annotated[StrictStr, Field(min_length=1)]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Model):
+    """``count`` distinct members of ``role`` must approve."""
+
+    role: Name
+    count: Annotated[StrictInt, Field(ge=1)]
+
+
+class Role(_Model):
+    """Slack users (``members``) and/or Slack user groups resolved at approval time."""
+
+    members: tuple[UserId, ...] = ()
+    usergroups: tuple[UsergroupId, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.members and not self.usergroups:
+            raise PydanticCustomError(
+                _POLICY_ERROR, "has neither members nor usergroups (list at least one member)"
+            )
+        return self
+
+
+class Gate(_Model):
+    """A manual job (``job``) in matching projects that needs approvals before it may run."""
+
+    project: Name
+    job: Name = "compliance-gate"
+    channel: ChannelId
+    require: Annotated[tuple[Rule, ...], _non_empty("rule")]
+    forbid_self_approval: StrictBool = True
+    expire_after: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=24)
+    on_reject: Literal["cancel_pipeline", "leave"] = "cancel_pipeline"
+    unknown_identity: Literal["deny", "allow"] = "deny"
+
+    @field_serializer("expire_after")
+    def _dump_duration(self, value: timedelta) -> str:
+        return format_duration(value)
+
+    @property
+    def expire_after_text(self) -> str:
+        """``expire_after`` as policy text, e.g. ``"24h"`` → ``"1d"`` (largest exact unit)."""
+        return format_duration(self.expire_after)
+
+    def matches(self, project_path: str, job_name: str) -> bool:
+        """Project glob (fnmatch, case-insensitive, ``*`` also crosses ``/``); job exact."""
+        return job_name == self.job and self.matches_project(project_path)
+
+    def matches_project(self, project_path: str) -> bool:
+        return fnmatchcase(project_path.lower(), self.project.lower())
+
+
+class Policy(_Model):
+    version: Annotated[Literal[1], BeforeValidator(_version)]
+    roles: dict[Name, Role]
+    admins: tuple[UserId, ...] = ()
+    identities: dict[Name, UserId] = Field(default_factory=dict)
+    gates: Annotated[tuple[Gate, ...], _non_empty("gate")]
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> Self:
+        if info.context and info.context.get("skip_cross_checks"):
+            return self  # load_policy runs them itself, with line numbers
+        gates: list[_GateRules] = [
+            (gi, [(ri, r.role, r.count) for ri, r in enumerate(g.require)])
+            for gi, g in enumerate(self.gates)
+        ]
+        found = _check_gates(dict(self.roles), gates)
+        if found:
+            raise ValueError("; ".join(f"{format_loc(loc)}: {why}" for loc, _, why in found))
+        return self
+
+    def gate_for(self, project_path: str, job_name: str) -> Gate | None:
+        """The first gate matching the project and job, or ``None``."""
+        return next((g for g in self.gates if g.matches(project_path, job_name)), None)
+
+    def gates_for_project(self, project_path: str) -> list[Gate]:
+        """All gates whose project pattern matches, in file order (any job)."""
+        return [g for g in self.gates if g.matches_project(project_path)]
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.admins
+
+    def static_roles_of(self, user_id: str) -> set[str]:
+        """Roles listing ``user_id`` in ``members`` (user group membership is not included)."""
+        return {name for name, role in self.roles.items() if user_id in role.members}
+
+    def slack_user_for(self, gitlab_username: str) -> str | None:
+        """Slack user ID mapped to a GitLab username in ``identities`` (case-insensitive)."""
+        wanted = gitlab_username.lower()
+        return next((u for g, u in self.identities.items() if g.lower() == wanted), None)
+
+
+# --------------------------------------------------------------------------- cross checks
+
+# (loc shown in the message, loc whose line is reported, reason)
+_Found = tuple[Loc, Loc, str]
+# a gate's index and its rules as (rule index, role name, count or None if invalid)
+_GateRules = tuple[int, list[tuple[int, str, int | None]]]
+
+
+def _check_gates(roles: Mapping[str, Role | None], gates: list[_GateRules]) -> list[_Found]:
+    """Unknown roles, and counts that no set of distinct people could ever satisfy.
+
+    ``roles`` maps every declared role name to its model, or to ``None`` if it is invalid.
+    Only roles without usergroups are checked for counts, as user groups can grow.
+    """
+    found: list[_Found] = []
+    known = ", ".join(sorted(name for name in roles if name)) or "none"
+    for gi, rules in gates:
+        require: Loc = ("gates", gi, "require")
+        needed: dict[str, tuple[int, int]] = {}  # role -> (total count, index of last rule)
+        checkable = True  # every rule valid and every role a fixed list of members
+        for ri, name, count in rules:
+            role = roles.get(name)
+            if name not in roles:
+                loc: Loc = (*require, ri, "role")
+                found.append((loc, loc, f"unknown role '{name}' (known: {known})"))
+            if count is None or role is None or role.usergroups:
+                checkable = False
+            else:
+                needed[name] = (needed.get(name, (0, 0))[0] + count, ri)
+        members = {name: set(r.members) for name, r in roles.items() if r is not None}
+        for name, (count, last) in needed.items():
+            if count > len(members[name]):
+                checkable = False
+                have = len(members[name])
+                reason = f"needs {count} {name} approvals but the role has only {have} member"
+                found.append((require, (*require, last, "count"), reason + "s" * (have != 1)))
+        if checkable:
+            counts = [(name, count or 0) for _, name, count in rules]
+            problem = _unmatchable(counts, members)
+            if problem:
+                found.append((require, require, problem))
+    return found
+
+
+def _unmatchable(rules: list[tuple[str, int]], members: Mapping[str, set[str]]) -> str | None:
+    """Match distinct people to rule slots (bipartite matching); explain any shortfall."""
+    slots = [k for k, (_, count) in enumerate(rules) for _ in range(count)]
+    if len(slots) > 300:  # far beyond any real policy; skip rather than recurse deeply
+        return None
+    people = [sorted(members[name]) for name, _ in rules]
+    owner: dict[str, int] = {}  # person -> slot
+
+    def assign(slot: int, seen_people: set[str], seen_slots: set[int]) -> bool:
+        seen_slots.add(slot)
+        for person in people[slots[slot]]:
+            if person not in seen_people:
+                seen_people.add(person)
+                if person not in owner or assign(owner[person], seen_people, seen_slots):
+                    owner[person] = slot
+                    return True
+        return False
+
+    for slot in range(len(slots)):
+        seen_slots: set[int] = set()
+        if not assign(slot, set(), seen_slots):
+            # The rules reached by the failed search need more people than they can reach
+            # (Hall's theorem), so report exactly those rules.
+            need: dict[str, int] = {}
+            for k in sorted({slots[s] for s in seen_slots}):
+                need[rules[k][0]] = need.get(rules[k][0], 0) + rules[k][1]
+            who = sorted({p for name in need for p in members[name]})
+            what = " + ".join(f"{n} {name}" for name, n in need.items())
+            those = "that role" if len(need) == 1 else "those roles"
+            holders = "1 person holds" if len(who) == 1 else f"{len(who)} people hold"
+            return (
+                f"cannot be met by distinct people: {what} approvals need "
+                f"{sum(need.values())} different approvers, but only {holders} {those}"
+                f" ({', '.join(who)})"
+            )
+    return None
+
+
+def _raw_cross_checks(data: Any) -> list[_Found]:
+    """Cross checks on the raw data, so they run even when other parts are invalid."""
+    if not isinstance(data, dict) or not isinstance(data.get("roles"), dict):
+        return []
+    roles: dict[str, Role | None] = {}
+    for name, value in data["roles"].items():
+        try:
+            roles[name] = Role.model_validate(value)
+        except ValidationError:
+            roles[name] = None
+    gates: list[_GateRules] = []
+    raw_gates = data.get("gates")
+    for gi, gate in enumerate(raw_gates if isinstance(raw_gates, list) else []):
+        require = gate.get("require") if isinstance(gate, dict) else None
+        rules = []
+        for ri, rule in enumerate(require if isinstance(require, list) else []):
+            if isinstance(rule, dict) and isinstance(rule.get("role"), str):
+                count = rule.get("count")
+                valid = type(count) is int and count >= 1 and set(rule) <= {"role", "count"}
+                rules.append((ri, rule["role"], count if valid else None))
+        gates.append((gi, rules))
+    return _check_gates(roles, gates)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+class PolicyError(Exception):
+    """The policy file is unusable; ``problems`` lists everything wrong with it."""
+
+    def __init__(self, problems: Sequence[PolicyProblem]) -> None:
+        self.problems: list[PolicyProblem] = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    policy: Policy
+    version: str  # SHA-256 hex digest of the file's exact bytes
+    path: Path
+
+
+def _model_at(loc: Loc) -> type[_Model]:
+    shapes: list[tuple[type[_Model], int, str | None]] = [
+        (Rule, 4, "require"),
+        (Gate, 2, "gates"),
+        (Role, 2, "roles"),
+    ]
+    for model, depth, parent in shapes:
+        if len(loc) == depth and loc[depth - 2] == parent:
+            return model
+    return Policy
+
+
+def _explain(err: ErrorDetails) -> tuple[Loc, Loc, str]:
+    """Turn one pydantic error into (loc shown, loc for the line, plain-English reason)."""
+    loc: Loc = tuple(err["loc"])
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    got = describe_value(value)
+    if loc and loc[-1] == "[key]":  # a mapping key (role name, GitLab username) is empty
+        return loc[:-2], loc[:-1], "a name must not be empty"
+    if kind == "extra_forbidden":
+        key, allowed = str(loc[-1]), sorted(_model_at(loc[:-1]).model_fields)
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+        return loc[:-1], loc, f"unknown key '{key}' ({hint})"
+    if kind == "missing":
+        return loc[:-1], loc[:-1], f"missing required key '{loc[-1]}'"
+    if kind == _SLACK_ID_ERROR and loc and isinstance(loc[-1], int):
+        return loc[:-1], loc, err["msg"]
+    if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
+        reason = f"the top level must be a mapping with version, roles and gates, not {got}"
+        return loc, loc, reason
+    simple = {
+        "string_type": f"must be text, not {got}",
+        "string_too_short": "must not be empty",
+        "int_type": f"must be a whole number, not {got}",
+        "bool_type": f"must be true or false, not {got}",
+        "literal_error": f"must be {ctx.get('expected')}, not {got}",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}, not {got}",
+        "too_short": "must not be empty",
+        "tuple_type": f"must be a list, not {got}",
+        "list_type": f"must be a list, not {got}",
+        "dict_type": f"must be a mapping (key: value lines), not {got}",
+        "model_type": f"must be a mapping (key: value lines), not {got}",
+        "model_attributes_type": f"must be a mapping (key: value lines), not {got}",
+    }
+    return loc, loc, simple.get(kind, err["msg"])
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_policy(raw: bytes | str, path: str | Path = "<string>") -> LoadedPolicy:
+    """Validate policy text (``path`` is only used in messages and ``LoadedPolicy.path``)."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    file = str(path)
+    parsed = parse_yaml(data)
+    problems = [PolicyProblem(file, line, reason) for line, reason in parsed.problems]
+    policy: Policy | None = None
+    if parsed.data is not None or not problems:
+        found: list[tuple[Loc, Loc, str]] = []
+        try:
+            policy = Policy.model_validate(parsed.data, context={"skip_cross_checks": True})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            # skip errors about values already reported as unreadable YAML
+            found.extend(_explain(e) for e in errors if not parsed.is_broken(tuple(e["loc"])))
+        found.extend(_raw_cross_checks(parsed.data))
+        for shown, line_loc, why in found:
+            text = f"{format_loc(shown)}: {why}" if shown else why
+            problems.append(PolicyProblem(file, parsed.line_of(line_loc), text))
+    if problems or policy is None:
+        unique = list(dict.fromkeys(problems))
+        unique.sort(key=lambda p: -1 if p.line is None else p.line)
+        raise PolicyError(unique)
+    return LoadedPolicy(policy, hashlib.sha256(data).hexdigest(), Path(path))
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """Read and validate the policy file; raise :class:`PolicyError` with all problems."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PolicyError([PolicyProblem(str(path), None, "file not found")]) from None
+    except OSError as exc:
+        reason = f"cannot read the file: {exc.strerror or exc}"
+        raise PolicyError([PolicyProblem(str(path), None, reason)]) from None
+    return parse_policy(raw, path)

@@ -1,0 +1,95 @@
+"""Slack interaction payloads, typed at the boundary (anything else is a 400)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class SlackUserRef(_Model):
+    id: str = Field(min_length=1, max_length=32)
+    name: str | None = None
+    username: str | None = None
+
+    @property
+    def display(self) -> str | None:
+        return self.name or self.username
+
+
+class Action(_Model):
+    action_id: str
+    value: str = ""
+
+
+class ChannelRef(_Model):
+    id: str
+
+
+class Container(_Model):
+    channel_id: str | None = None
+
+
+class BlockActions(_Model):
+    type: Literal["block_actions"]
+    user: SlackUserRef
+    actions: list[Action] = Field(min_length=1)
+    trigger_id: str = ""
+    response_url: str | None = None
+    channel: ChannelRef | None = None
+    container: Container | None = None
+
+    @property
+    def channel_id(self) -> str | None:
+        if self.channel is not None:
+            return self.channel.id
+        return self.container.channel_id if self.container else None
+
+
+class InputValue(_Model):
+    value: str | None = None
+
+
+class ViewState(_Model):
+    values: dict[str, dict[str, InputValue]] = Field(default_factory=dict)
+
+
+class View(_Model):
+    callback_id: str = ""
+    private_metadata: str = ""
+    state: ViewState = Field(default_factory=ViewState)
+
+    def input(self, block_id: str, action_id: str) -> str | None:
+        return self.state.values.get(block_id, {}).get(action_id, InputValue()).value
+
+
+class ViewSubmission(_Model):
+    type: Literal["view_submission"]
+    user: SlackUserRef
+    view: View
+
+
+class BadPayload(ValueError):
+    """The interaction payload is not one we can read."""
+
+
+def parse_interaction(payload: dict[str, Any]) -> BlockActions | ViewSubmission | None:
+    """The typed interaction, None for kinds the bot does not handle."""
+    kind = payload.get("type")
+    model: type[BlockActions] | type[ViewSubmission]
+    if kind == "block_actions":
+        model = BlockActions
+    elif kind == "view_submission":
+        model = ViewSubmission
+    else:
+        return None
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadPayload(f"malformed {kind} payload: {where}: {first['msg']}") from None

@@ -1,0 +1,181 @@
+"""What GitLab and Slack see at the HTTP edge: authenticity, bad input, duplicates, health."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import pytest
+import requests
+
+from tests.fakes.slack_signing import block_actions_body, slash_command_body
+from tests.integration.harness import SIGNING_SECRET, Bot, request_id_of
+
+pytestmark = pytest.mark.integration
+_ids = itertools.count(1)
+
+
+def fresh_event(bot: Bot, **kwargs):
+    n = next(_ids)
+    return bot.pipeline(pipeline_id=70_000 + n, gate_job_id=300_000 + n * 10, **kwargs)
+
+
+@pytest.mark.parametrize("token", ["", "wrong-token", "gitlab-webhook-secret-for-test"])
+def test_wrong_or_missing_gitlab_token_is_401_and_nothing_happens(live: Bot, token: str) -> None:
+    answer = live.webhook(fresh_event(live), token=token)
+    assert answer.status_code == 401
+    assert "error" in answer.json()
+    time.sleep(0.3)
+    assert live.slack.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"object_kind": 5}', 400),
+        (b'{"no_kind": "pipeline"}', 400),
+        (b'{"object_kind": "pipeline", "object_attributes": "nope"}', 400),
+        (b"\xff\xfe\x00", 400),
+        (b'{"object_kind": "push"}', 200),
+    ],
+)
+def test_malformed_webhook_bodies(live: Bot, body: bytes, expected: int) -> None:
+    answer = live.webhook(body)
+    assert answer.status_code == expected
+    data = answer.json()
+    if expected == 400:
+        assert data["error"]
+    else:
+        assert data["status"] == "ignored"
+
+
+def test_oversized_bodies_are_413(live: Bot) -> None:
+    big = json.dumps({"object_kind": "pipeline", "pad": "x" * 70_000}).encode()
+    assert live.webhook(big).status_code == 413
+    chunked = requests.post(
+        f"{live.url}/webhooks/gitlab",
+        data=iter([big[:40_000], big[40_000:]]),
+        headers={"X-Gitlab-Token": "gitlab-webhook-secret-for-tests"},
+        timeout=10,
+    )
+    assert chunked.status_code == 413
+    slack = live.post_slack("/slack/interactions", b"payload=" + b"x" * 70_000)
+    assert slack.status_code == 413
+
+
+def test_event_outside_the_policy_is_ignored(live: Bot) -> None:
+    answer = live.webhook(fresh_event(live, project_path="other/service"))
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ignored"
+    assert "other/service" in answer.json()["reason"]
+
+
+def test_gate_not_yet_manual_is_ignored(live: Bot) -> None:
+    answer = live.webhook(fresh_event(live, gate_status="created", status="running"))
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ignored"
+
+
+def test_duplicate_delivery_and_repeated_events_post_one_request(live: Bot) -> None:
+    event = fresh_event(live)
+    assert live.webhook(event, key="dup-1").status_code == 202
+    again = live.webhook(event, key="dup-1")
+    assert again.status_code == 200 and again.json() == {"status": "duplicate"}
+    other = live.webhook(event, key="dup-2")  # GitLab sends one event per status change
+    assert other.status_code == 200 and other.json()["status"] == "duplicate"
+    live.posted_request()
+    time.sleep(0.5)
+    assert len(live.slack.calls_to("chat.postMessage")) == 1
+
+
+def test_pipeline_cancelled_in_gitlab_closes_the_request(live: Bot) -> None:
+    event = fresh_event(live)
+    live.webhook(event)
+    message = live.posted_request()
+    event["object_attributes"]["status"] = "canceled"
+    answer = live.webhook(event)
+    assert answer.status_code == 202
+    from tests.integration.harness import wait_until
+
+    wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.update")
+                 if "canceled" in str(c.params.get("blocks"))],
+        15, "the closed message",
+    )
+    live.click("U0RM00001", "approve", request_id_of(message))
+    assert "closed" in live.wait_response("U0RM00001-approve")
+
+
+def test_forged_and_stale_slack_signatures_are_401(live: Bot) -> None:
+    body = block_actions_body("U0RM00001", "approve", "0" * 32)
+    forged = live.post_slack("/slack/interactions", body, secret="not-the-secret")
+    stale = live.post_slack("/slack/interactions", body, timestamp=int(time.time()) - 301)
+    future = live.post_slack("/slack/interactions", body, timestamp=int(time.time()) + 301)
+    unsigned = requests.post(f"{live.url}/slack/interactions", data=body, timeout=5)
+    for answer in (forged, stale, future, unsigned):
+        assert answer.status_code == 401
+    command = slash_command_body("U0ADMIN01", "pending")
+    assert live.post_slack("/slack/commands", command, secret="nope").status_code == 401
+    time.sleep(0.5)
+    assert live.slack.responses == []
+
+
+def test_replayed_slack_request_is_refused(live: Bot) -> None:
+    body = slash_command_body("U0ADMIN01", "whoami")
+    ts = int(time.time())
+    assert live.post_slack("/slack/commands", body, timestamp=ts).status_code == 200
+    assert live.post_slack("/slack/commands", body, timestamp=ts).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"payload=not-json",
+        b"payload=%5B1%5D",
+        b"nothing=here",
+        b'payload={"type":"block_actions"}',
+        b'payload={"type":"block_actions","actions":[],"user":{"id":"U1"}}',
+        b'payload={"type":"view_submission","view":{"callback_id":"reject_reason"}}',
+    ],
+)
+def test_malformed_slack_payloads_are_400(live: Bot, body: bytes) -> None:
+    assert live.post_slack("/slack/interactions", body).status_code == 400
+
+
+def test_interactions_answer_fast(live: Bot) -> None:
+    live.slack.delay("users.info", 2.0)
+    started = time.monotonic()
+    answer = live.click("U0RM00001", "approve", "0" * 32)
+    assert answer.status_code == 200
+    assert time.monotonic() - started < 1.0
+
+
+def test_slash_command_whoami_and_pending(live: Bot) -> None:
+    who = live.command("U0RM00001", "whoami")
+    assert who.status_code == 200
+    assert who.json()["response_type"] == "ephemeral"
+    assert "release-manager" in who.json()["text"]
+    live.webhook(fresh_event(live))
+    live.posted_request()
+    pending = live.command("U0ADMIN01", "pending").json()["text"]
+    assert "fintech/payments-api" in pending and "compliance-officer" in pending
+    refused = live.command("U0OUTSIDE", "pending")
+    assert refused.status_code == 200 and "Only" in refused.json()["text"]
+    assert "/approvals" in live.command("U0OUTSIDE", "help").json()["text"]
+
+
+def test_health_readiness_and_metrics(live: Bot) -> None:
+    assert requests.get(f"{live.url}/healthz", timeout=5).status_code == 200
+    ready = requests.get(f"{live.url}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["checks"] == {"redis": True, "database": True}
+    metrics = requests.get(f"{live.url}/metrics", timeout=5)
+    assert metrics.status_code == 200
+    assert "approval_bot_webhooks_total" in metrics.text
+
+
+def test_unknown_paths_and_methods_are_json_4xx(live: Bot) -> None:
+    assert requests.get(f"{live.url}/nope", timeout=5).status_code == 404
+    assert requests.get(f"{live.url}/webhooks/gitlab", timeout=5).status_code == 405
