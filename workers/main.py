@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 
 from redis.exceptions import RedisError
@@ -26,27 +27,47 @@ def redact(url: str) -> str:
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
-def wait_for_redis(runtime: Runtime) -> None:
-    """Redis may come up after us (compose, systemd): wait, saying so, and retry forever."""
+class _Stop(Exception):
+    pass
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise _Stop
+
+
+def wait_for_redis(runtime: Runtime) -> bool:
+    """Redis may come up after us (compose, systemd): wait, saying so, and retry.
+
+    Returns False when SIGTERM or SIGINT arrives first (a clean stop, exit 0).
+    """
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     delay = 1.0
-    while True:
-        try:
-            runtime.redis.ping()
-            return
-        except (RedisError, OSError) as exc:
-            log.warning(
-                "Redis is not reachable at %s (%s); retrying in %.0fs",
-                redact(runtime.settings.REDIS_URL),
-                type(exc).__name__,
-                delay,
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, REDIS_WAIT_MAX_S)
+    try:
+        while True:
+            try:
+                runtime.redis.ping()
+                return True
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "Redis is not reachable at %s (%s); retrying in %.0fs",
+                    redact(runtime.settings.REDIS_URL),
+                    type(exc).__name__,
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, REDIS_WAIT_MAX_S)
+    except _Stop:
+        log.info("stopped while waiting for Redis")
+        return False
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_worker(runtime: Runtime, burst: bool = False) -> int:
     set_runtime(runtime)
-    wait_for_redis(runtime)
+    if not wait_for_redis(runtime):
+        return 0
     # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
     # once, and a killed job is recovered from the database state machine, not by RQ.
     worker = SimpleWorker(

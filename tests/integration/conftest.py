@@ -32,6 +32,8 @@ def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     try:
         running.start_all()
         yield running
+        # SIGTERM drains and exits 0, as the contract says.
+        assert running.stop_all() == {"web": 0, "worker": 0}
     finally:
         running.stop_all()
         slack.stop()

@@ -121,9 +121,8 @@ class Bot:
             process.kill()
             return process.wait()
 
-    def stop_all(self) -> None:
-        for name in list(self.processes):
-            self.stop(name)
+    def stop_all(self) -> dict[str, int]:
+        return {name: self.stop(name) for name in list(self.processes)}
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
