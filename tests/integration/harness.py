@@ -82,11 +82,17 @@ class Bot:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [executable(), *args], cwd=self.workdir, env=env or self.env, capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [executable(), *args],
+            cwd=self.workdir,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"approval-bot {' '.join(args)} failed: {result.stderr}")
@@ -137,8 +143,13 @@ class Bot:
         self.gitlab.seed_from_event(event)
         return event
 
-    def webhook(self, event: dict[str, Any] | bytes, token: str = WEBHOOK_SECRET,
-                key: str | None = None, **headers: str) -> requests.Response:
+    def webhook(
+        self,
+        event: dict[str, Any] | bytes,
+        token: str = WEBHOOK_SECRET,
+        key: str | None = None,
+        **headers: str,
+    ) -> requests.Response:
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
         sent = {"Content-Type": "application/json", "X-Gitlab-Event": "Pipeline Hook", **headers}
         if token:
@@ -149,8 +160,9 @@ class Bot:
 
     # --- Slack side ----------------------------------------------------------------------
 
-    def post_slack(self, path: str, body: bytes, timestamp: int | None = None,
-                   secret: str = SIGNING_SECRET) -> requests.Response:
+    def post_slack(
+        self, path: str, body: bytes, timestamp: int | None = None, secret: str = SIGNING_SECRET
+    ) -> requests.Response:
         headers = signed_headers(secret, body, timestamp)
         return requests.post(f"{self.url}{path}", data=body, headers=headers, timeout=10)
 
@@ -160,7 +172,9 @@ class Bot:
         return self.post_slack("/slack/interactions", body)
 
     def submit_reason(self, user_id: str, request_id: str, reason: str) -> requests.Response:
-        return self.post_slack("/slack/interactions", view_submission_body(user_id, request_id, reason))
+        return self.post_slack(
+            "/slack/interactions", view_submission_body(user_id, request_id, reason)
+        )
 
     def command(self, user_id: str, text: str) -> requests.Response:
         body = slash_command_body(user_id, text, response_url=self.slack.response_url("cmd"))
@@ -168,9 +182,14 @@ class Bot:
 
     def posted_request(self, channel: str = "C0DEPLOYS", count: int = 1) -> dict[str, Any]:
         """The latest approval request posted to a channel (waiting for it)."""
+
         def found() -> list[Any]:
-            return [c for c in self.slack.calls_to("chat.postMessage")
-                    if c.params.get("channel") == channel and "thread_ts" not in c.params]
+            return [
+                c
+                for c in self.slack.calls_to("chat.postMessage")
+                if c.params.get("channel") == channel and "thread_ts" not in c.params
+            ]
+
         calls = wait_until(lambda: len(found()) >= count and found(), 15, f"a post in {channel}")
         return calls[-1].params  # type: ignore[no-any-return]
 
@@ -180,6 +199,18 @@ class Bot:
     def wait_response(self, name: str, timeout: float = 15) -> str:
         texts = wait_until(lambda: self.responses_to(name), timeout, f"a reply to {name}")
         return str(texts[-1])
+
+    def message_update(self, needle: str, timeout: float = 15) -> dict[str, Any]:
+        """The latest chat.update whose blocks mention `needle` (waiting for it)."""
+
+        def found() -> list[Any]:
+            return [
+                c
+                for c in self.slack.calls_to("chat.update")
+                if needle in str(c.params.get("blocks"))
+            ]
+
+        return wait_until(found, timeout, f"a message update with {needle!r}")[-1].params  # type: ignore[no-any-return]
 
     def ledger(self) -> list[dict[str, Any]]:
         result = self.run("ledger", "export", "--format", "json")
@@ -196,8 +227,9 @@ def request_id_of(message: dict[str, Any]) -> str:
     raise AssertionError("no approve button in the message")
 
 
-def bot_env(workdir: Path, slack: FakeSlack, gitlab: FakeGitLab, database_url: str,
-            redis_url: str) -> dict[str, str]:
+def bot_env(
+    workdir: Path, slack: FakeSlack, gitlab: FakeGitLab, database_url: str, redis_url: str
+) -> dict[str, str]:
     policy = workdir / "approvers.yml"
     policy.write_bytes((FIXTURES / "approvers.yml").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITLAB_"))}

@@ -27,8 +27,13 @@ REQUIRED = {
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60):
     base = {k: v for k, v in os.environ.items() if k not in REQUIRED}
     return subprocess.run(
-        [executable(), *args], cwd=cwd, env={**base, **(env or {})}, capture_output=True,
-        text=True, timeout=timeout, check=False,
+        [executable(), *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -110,15 +115,21 @@ def test_db_upgrade_is_idempotent_and_ledger_commands_work_on_an_empty_db(tmp_pa
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "var").is_dir()
     verify = run("ledger", "verify", cwd=tmp_path)
-    assert verify.returncode == 0 and "intact" in verify.stdout
+    assert verify.returncode == 0
+    assert "intact" in verify.stdout
     assert run("ledger", "export", "--format", "json", cwd=tmp_path).stdout.strip() == "[]"
     out = tmp_path / "evidence.csv"
-    assert run("ledger", "export", "--format", "csv", "--output", str(out), cwd=tmp_path).returncode == 0
+    assert (
+        run("ledger", "export", "--format", "csv", "--output", str(out), cwd=tmp_path).returncode
+        == 0
+    )
     assert out.read_text().startswith("sequence,kind,recorded_at")
 
 
 def test_ledger_verify_on_a_missing_database_is_one_line(tmp_path: Path) -> None:
-    result = run("ledger", "verify", cwd=tmp_path, env={"DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    result = run(
+        "ledger", "verify", cwd=tmp_path, env={"DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -127,14 +138,18 @@ def test_ledger_verify_on_a_missing_database_is_one_line(tmp_path: Path) -> None
 def test_web_starts_without_redis_and_reports_not_ready(tmp_path: Path) -> None:
     port = free_port()
     env = {
-        **os.environ, **REQUIRED,
+        **os.environ,
+        **REQUIRED,
         "APPROVAL_POLICY": str(FIXTURES / "approvers.yml"),
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
     }
     process = subprocess.Popen(
-        [executable(), "web", "--port", str(port)], cwd=tmp_path, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [executable(), "web", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -148,8 +163,10 @@ def test_web_starts_without_redis_and_reports_not_ready(tmp_path: Path) -> None:
         wait_until(up, 20, "the web process")
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
         hook = requests.post(
-            f"{url}/webhooks/gitlab", json={"object_kind": "pipeline"},
-            headers={"X-Gitlab-Token": "hook-secret"}, timeout=5,
+            f"{url}/webhooks/gitlab",
+            json={"object_kind": "pipeline"},
+            headers={"X-Gitlab-Token": "hook-secret"},
+            timeout=5,
         )
         assert hook.status_code == 503
         process.send_signal(signal.SIGTERM)
@@ -161,14 +178,19 @@ def test_web_starts_without_redis_and_reports_not_ready(tmp_path: Path) -> None:
 
 def test_worker_waits_for_redis_and_sigterm_exits_0(tmp_path: Path) -> None:
     env = {
-        **os.environ, **REQUIRED,
+        **os.environ,
+        **REQUIRED,
         "APPROVAL_POLICY": str(FIXTURES / "approvers.yml"),
         "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
     }
     process = subprocess.Popen(
-        [executable(), "worker"], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [executable(), "worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     time.sleep(3)
     process.send_signal(signal.SIGTERM)

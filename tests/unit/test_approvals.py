@@ -61,7 +61,8 @@ def test_user_without_a_role_is_told_which_roles_are_needed() -> None:
     result = decide(clicker("U9"))
     assert isinstance(result, Denied)
     assert result.code == DenialCode.NOT_AUTHORIZED
-    assert RM in result.message and CO in result.message
+    assert RM in result.message
+    assert CO in result.message
 
 
 def test_same_person_twice_is_refused() -> None:

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import ledger
-from bot.approvals import Counted, Granted, Denied, DenialCode
+from bot.approvals import DenialCode, Denied, Granted
 from bot.store import requests as store
 from bot.store.db import Database
 from bot.store.models import RequestState, utcnow
@@ -53,7 +53,8 @@ def complete(counted):
 def test_one_request_per_gate_job(db: Database) -> None:
     first, created = store.create(db, request_fields())
     again, created_again = store.create(db, request_fields())
-    assert created and not created_again
+    assert created
+    assert not created_again
     assert again.id == first.id
 
 
@@ -62,7 +63,7 @@ def test_double_click_counts_once(db: Database) -> None:
     a = store.record_approval(db, req.id, "U1", "Una", frozenset({"rm"}), "v1", grant_all)
     assert isinstance(a.decision, Granted)
     # The database itself refuses a second counted approval by the same person.
-    with pytest.raises(Exception), db.transaction() as session:
+    with pytest.raises(IntegrityError), db.transaction() as session:
         session.execute(
             text(
                 "INSERT INTO decisions (request_id, slack_user_id, action, outcome, roles,"
@@ -134,7 +135,8 @@ def test_played_request_writes_one_signoff(db: Database) -> None:
     assert store.claim_play(db, req.id)
     approvers = [{"slack_user_id": "U1", "name": "Una", "role": "rm", "approved_at": "x"}]
     played, entry = store.finish_play(db, req.id, approvers)
-    assert played.state == RequestState.PLAYED and entry is not None
+    assert played.state == RequestState.PLAYED
+    assert entry is not None
     _, again = store.finish_play(db, req.id, approvers)
     assert again is None
     with db.sessions() as session:
@@ -152,7 +154,8 @@ def test_played_request_writes_one_signoff(db: Database) -> None:
 def test_rejection_is_recorded_once(db: Database) -> None:
     req, _ = store.create(db, request_fields())
     rejected, entry = store.reject(db, req.id, "U2", "tests are red", "v1")
-    assert rejected.state == RequestState.REJECTED and entry is not None
+    assert rejected.state == RequestState.REJECTED
+    assert entry is not None
     _, again = store.reject(db, req.id, "U2", "again", "v1")
     assert again is None
     assert store.claim_play(db, req.id) is False
@@ -189,20 +192,30 @@ def test_database_refuses_update_and_delete_of_ledger(db: Database) -> None:
 def _drop_triggers(db: Database) -> None:
     with db.transaction() as session:
         for name in ("update", "delete"):
-            session.execute(text(f"DROP TRIGGER ledger_entries_no_{name}" + (
-                " ON ledger_entries" if db.engine.dialect.name == "postgresql" else "")))
+            session.execute(
+                text(
+                    f"DROP TRIGGER ledger_entries_no_{name}"
+                    + (" ON ledger_entries" if db.engine.dialect.name == "postgresql" else "")
+                )
+            )
 
 
 @pytest.mark.parametrize(
     ("tamper", "bad", "reason"),
     [
-        ("UPDATE ledger_entries SET body = replace(body, 'reason 1', 'reason X') WHERE sequence = 2",
-         2, "modified"),
+        (
+            "UPDATE ledger_entries SET body = replace(body, 'reason 1', 'reason X')"
+            " WHERE sequence = 2",
+            2,
+            "modified",
+        ),
         ("DELETE FROM ledger_entries WHERE sequence = 2", 2, "missing"),
         ("DELETE FROM ledger_entries WHERE sequence = 3", 3, "missing"),
     ],
 )
-def test_verify_names_the_first_bad_record(db: Database, tamper: str, bad: int, reason: str) -> None:
+def test_verify_names_the_first_bad_record(
+    db: Database, tamper: str, bad: int, reason: str
+) -> None:
     _fill_ledger(db, 3)
     _drop_triggers(db)
     with db.transaction() as session:
@@ -230,4 +243,5 @@ def test_concurrent_ledger_writers_do_not_fork_the_chain(db: Database) -> None:
         t.join()
     with db.sessions() as session:
         result = ledger.verify(session)
-    assert result.ok and result.checked == 6
+    assert result.ok
+    assert result.checked == 6
