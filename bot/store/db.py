@@ -19,10 +19,12 @@ class DatabaseUnavailable(Exception):
 
 
 def normalize_url(raw: str) -> URL:
-    """Accept plain `postgres://` and `postgresql://` URLs with the driver we ship (psycopg2)."""
+    """Accept plain `postgres://` and `postgresql://` URLs with the driver we ship (psycopg 3)."""
     if raw.startswith("postgres://"):
         raw = "postgresql://" + raw.removeprefix("postgres://")
     url = make_url(raw)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return url

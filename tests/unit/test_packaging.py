@@ -32,7 +32,7 @@ from bot.web import gitlab_hooks, health, slack_routes
 ROOT = Path(__file__).resolve().parents[2]
 BOT_SERVICES = ("migrate", "web", "worker")
 WEB_ARGV = ["web", "--host", "0.0.0.0", "--port", "8080"]
-POLICY_MOUNT = "./config/approvers.yml:/app/config/approvers.yml:ro"
+POLICY_MOUNT = "./config:/app/config:ro"
 
 # Files the Dockerfile copies that other work adds to the repository; until they exist, the
 # checks that need them skip (with this reason) instead of failing.
