@@ -25,6 +25,8 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "approval-bot-web",
+            # No gunicornc control socket: a shared default path would clash between instances.
+            "control_socket_disable": True,
             # Connections must not be shared across the fork: each worker opens its own.
             "post_fork": lambda _server, _worker: _reset_connections(app),
         }

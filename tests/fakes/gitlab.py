@@ -12,7 +12,7 @@ import hashlib
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -49,6 +49,8 @@ class Call:
     faulted: bool = False
     status: int | None = None
     response: Any = None
+    # When the fake received it (time.monotonic()), for latency measurements.
+    at: float = field(default_factory=time.monotonic)
 
 
 class _NotFoundError(Exception):

@@ -62,6 +62,8 @@ class Call:
     faulted: bool = False
     status: int | None = None
     response: Any = None
+    # When the fake received it (time.monotonic()), for latency measurements.
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
