@@ -20,6 +20,7 @@ FINAL_HEADLINES: Mapping[str, str] = {
     RequestState.PLAYED: ":white_check_mark: *Approved* — the gate job was played.",
     RequestState.REJECTED: ":no_entry: *Rejected* — the gate job will not be played.",
     RequestState.EXPIRED: ":hourglass: *Expired* — this request can no longer be approved.",
+    RequestState.SUPERSEDED: ":fast_forward: *Superseded* — a newer pipeline needs approval.",
     RequestState.CLOSED: ":heavy_minus_sign: *Closed* — nothing was played.",
 }
 

@@ -83,9 +83,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     runtime = build_runtime(settings)
     if args.command == "web":
         from bot.web.app import create_app
-        from bot.web.server import WebServer
+        from bot.web.server import WebServer, worker_setup
 
-        WebServer(create_app(runtime), args.host, args.port, args.workers, args.threads).run()
+        app = create_app(runtime)
+        server = WebServer(
+            app, args.host, args.port, args.workers, args.threads, worker_setup(runtime)
+        )
+        server.run()
         return EXIT_OK
     from workers.main import run_worker
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from redis import Redis
 
 from bot.gitlab import GitLabClient
-from bot.policy import LoadedPolicy, load_policy
+from bot.policy_watch import PolicyHolder
 from bot.settings import Settings
 from bot.slack import SlackClient
 from bot.store.db import Database
@@ -17,27 +16,6 @@ from bot.store.db import Database
 log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0
-
-
-class PolicyHolder:
-    """The policy in force. A reload replaces it only with a valid one."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._loaded = load_policy(path)
-
-    @property
-    def current(self) -> LoadedPolicy:
-        with self._lock:
-            return self._loaded
-
-    def reload(self) -> LoadedPolicy:
-        """Load the file again; raises PolicyError and keeps the old policy if it is invalid."""
-        loaded = load_policy(self.path)
-        with self._lock:
-            self._loaded = loaded
-        return loaded
 
 
 @dataclass

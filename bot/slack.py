@@ -116,6 +116,10 @@ class SlackClient:
     def post_thread(self, channel: str, thread_ts: str, text: str) -> None:
         self._call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
 
+    def direct_message(self, user: str, text: str) -> None:
+        channel = self._call("conversations.open", users=user)["channel"]["id"]
+        self._call("chat.postMessage", channel=channel, text=text)
+
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)
 

@@ -14,6 +14,7 @@ from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retrie
 from bot.policy import Gate
 from bot.runtime import Runtime
 from bot.slack import SlackError
+from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
 from workers.context import runtime
@@ -34,6 +35,8 @@ CANCEL_FAILED = (
 PLAY_REFUSED = "GitLab refused to play the gate job ({error}); nothing was played."
 JOB_MOVED_ON = "The gate job is no longer waiting in GitLab (status: {status}); nothing was played."
 PIPELINE_FINISHED = "The pipeline finished ({status}) before the request was decided."
+SUPERSEDED_BY = "Superseded by pipeline #{pipeline}: approve that one instead."
+SUPERSEDED_BY_LINK = "Superseded by pipeline <{url}|#{pipeline}>: approve that one instead."
 CANCEL_WINDOW_S = 30.0
 
 
@@ -58,10 +61,16 @@ def open_request(event: GateEvent) -> str | None:
         expires_at=now + gate.expire_after,
     )
     request, created = store.create(rt.db, fields)
+    if created:
+        newer = queries.newer_request_for_ref(rt.db, request)
+        if newer is not None:  # webhooks arrived out of order: this one is already stale
+            reason = SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
+            store.close(rt.db, request.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,))
+            return request.id
     if request.state == RequestState.PENDING and request.message_ts is None:
-        text, blocks = render(rt, request, gate)
-        ts = rt.slack.post_message(request.channel, text, blocks)
-        store.set_message(rt.db, request.id, request.channel, ts)
+        post_request(rt, request)
+    if created:
+        supersede_older(rt, request)
     log.info(
         "approval request %s for %s job %s (new=%s)",
         request.id,
@@ -70,6 +79,28 @@ def open_request(event: GateEvent) -> str | None:
         created,
     )
     return request.id
+
+
+def post_request(rt: Runtime, request: ApprovalRequest) -> None:
+    """Post the request to its gate's channel and remember the message."""
+    gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
+    text, blocks = render(rt, request, gate)
+    ts = rt.slack.post_message(request.channel, text, blocks)
+    store.set_message(rt.db, request.id, request.channel, ts)
+    request.message_ts = ts
+
+
+def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
+    """A newer pipeline for the same project, ref and gate closes the older pending ones."""
+    for older in queries.older_pending_for_ref(rt.db, newer):
+        reason = SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
+        if newer.pipeline_url:
+            reason = SUPERSEDED_BY_LINK.format(pipeline=newer.pipeline_id, url=newer.pipeline_url)
+        closed = store.close(
+            rt.db, older.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,)
+        )
+        if closed is not None:
+            refresh_message(rt, closed, None)
 
 
 def approve(click: dict[str, Any]) -> str:

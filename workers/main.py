@@ -10,13 +10,16 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from bot.policy_audit import start_policy_watch
 from bot.runtime import Runtime
 from workers.context import set_runtime
+from workers.maintenance import Ticker
 from workers.queue import make_queue
 
 log = logging.getLogger(__name__)
 
 REDIS_WAIT_MAX_S = 30.0
+MAINTENANCE_INTERVAL_S = 30
 
 
 def redact(url: str) -> str:
@@ -70,11 +73,23 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
         return 0
     # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
     # once, and a killed job is recovered from the database state machine, not by RQ.
+    queue = make_queue(runtime.redis)
     worker = SimpleWorker(
-        [make_queue(runtime.redis)],
+        [queue],
         connection=runtime.redis,
         serializer=JSONSerializer,
         log_job_description=False,
+        # Jobs of a worker that died are found and retried within a minute, not ten.
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
     )
-    worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+    watcher = start_policy_watch(runtime)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
+    ticker = Ticker(runtime, queue)
+    if not burst:
+        ticker.start()
+    try:
+        worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+    finally:
+        ticker.stop()
+        watcher.stop()
     return 0

@@ -19,6 +19,7 @@ APPROVE = "workers.jobs.approve"
 REJECT = "workers.jobs.reject"
 NOTIFY = "workers.jobs.notify"
 PIPELINE_UPDATE = "workers.jobs.pipeline_update"
+SWEEP = "workers.maintenance.sweep"
 
 
 def make_queue(redis: Redis) -> Queue:

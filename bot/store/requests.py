@@ -254,6 +254,14 @@ def finish_play(
         return request, entry
 
 
+# Ledger kinds of the ways a request ends without a sign-off or rejection.
+CLOSING_KINDS = {
+    RequestState.EXPIRED: "expiry",
+    RequestState.SUPERSEDED: "supersession",
+    RequestState.CLOSED: "closure",
+}
+
+
 def close(
     db: Database,
     request_id: str,
@@ -261,14 +269,21 @@ def close(
     reason: str,
     states: Sequence[str] = OPEN_STATES,
 ) -> ApprovalRequest | None:
-    """Close an open request (expired, or closed because the job or pipeline moved on)."""
+    """Close an open request (expired, superseded, or the job or pipeline moved on).
+
+    The ledger records it too, so the evidence shows every request and how it ended.
+    """
     with db.transaction() as session:
         request = _lock(session, request_id)
         if request.state not in states:
             return None
+        now = utcnow()
         request.state = state
         request.state_reason = reason
-        request.closed_at = utcnow()
+        request.closed_at = now
+        fields = evidence(request, approvers=[], policy_version=request.policy_version)
+        fields["reason"] = reason
+        ledger.append(session, CLOSING_KINDS[state], fields, now)
         return request
 
 

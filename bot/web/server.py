@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from bot.runtime import Runtime
+
 GRACEFUL_TIMEOUT_S = 30
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: Flask, host: str, port: int, workers: int, threads: int) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        host: str,
+        port: int,
+        workers: int,
+        threads: int,
+        on_fork: Callable[[], None] | None = None,
+    ) -> None:
         self._app = app
         self._options: dict[str, Any] = {
             "bind": f"{host}:{port}",
@@ -27,8 +38,7 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "approval-bot-web",
             # No gunicornc control socket: a shared default path would clash between instances.
             "control_socket_disable": True,
-            # Connections must not be shared across the fork: each worker opens its own.
-            "post_fork": lambda _server, _worker: _reset_connections(app),
+            "post_fork": lambda _server, _worker: on_fork() if on_fork else None,
         }
         super().__init__()
 
@@ -40,7 +50,19 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         return self._app
 
 
-def _reset_connections(app: Flask) -> None:
-    edge = app.extensions["approval_bot"]
-    edge.runtime.db.engine.dispose(close=False)
-    edge.runtime.redis.connection_pool.reset()
+def worker_setup(runtime: Runtime) -> Callable[[], None]:
+    """What each new gunicorn worker does first: its own connections and policy watcher.
+
+    Connections must not be shared across the fork. Gunicorn restarts its workers on
+    SIGHUP, and a new worker re-reads the policy at once.
+    """
+
+    def setup() -> None:
+        from bot.policy_audit import start_policy_watch
+
+        runtime.db.engine.dispose(close=False)
+        runtime.redis.connection_pool.reset()
+        runtime.policy.request_reload()
+        start_policy_watch(runtime)
+
+    return setup

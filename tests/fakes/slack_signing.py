@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from typing import Any
@@ -23,6 +24,7 @@ BOT_USER_ID = "U0BOT0001"
 VERIFICATION_TOKEN = "verification-token-test"
 DEFAULT_CHANNEL = "C0APPROVALS"
 DEFAULT_TRIGGER_ID = "1700000000.1234567890.0123456789abcdef0123456789abcdef"
+_TRIGGERS = itertools.count(1)
 DEFAULT_RESPONSE_URL = "https://hooks.slack.com/actions/T0TEAM001/1700000000/abcdefABCDEF"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -226,7 +228,7 @@ def slash_command_body(
     user_name: str | None = None,
     channel_id: str = DEFAULT_CHANNEL,
     channel_name: str = "approvals",
-    trigger_id: str = DEFAULT_TRIGGER_ID,
+    trigger_id: str | None = None,
 ) -> bytes:
     """Form-encoded slash command body (flat fields, no JSON payload)."""
     return urlencode(
@@ -243,6 +245,7 @@ def slash_command_body(
             "api_app_id": API_APP_ID,
             "is_enterprise_install": "false",
             "response_url": response_url,
-            "trigger_id": trigger_id,
+            # Slack gives every invocation its own trigger_id, so no two bodies are equal.
+            "trigger_id": trigger_id or f"{time.time():.6f}.{next(_TRIGGERS)}.0123456789abcdef",
         }
     ).encode()

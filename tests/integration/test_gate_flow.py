@@ -223,3 +223,48 @@ def test_expired_request_cannot_be_approved(live: Bot) -> None:
     live.click(RM, "approve", request_id_of(message))
     assert "expired" in live.wait_response(f"{RM}-approve")
     assert live.gitlab.play_count(job_id) == 0
+
+
+def test_expired_request_is_closed_by_the_sweep(live: Bot) -> None:
+    """Nobody clicks: within 60 s of expiry the message says so and has no buttons."""
+    _, message, job_id = gated(live, project_path="fintech/ledger-api")
+    request_id = request_id_of(message)
+    update = live.message_update("Expired", 40)
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    record = wait_until(
+        lambda: [r for r in live.ledger() if r["request_id"] == request_id], 10, "the record"
+    )[0]
+    assert record["kind"] == "expiry"
+    assert live.gitlab.play_count(job_id) == 0
+
+
+def test_newer_pipeline_supersedes_the_older_request(live: Bot) -> None:
+    _, old_message, old_job = gated(live, ref="release/1.2")
+    new_event, _, new_job = gated(live, ref="release/1.2")
+    new_pipeline = new_event["object_attributes"]["id"]
+    update = live.message_update(f"#{new_pipeline}", 15)
+    assert "Superseded" in str(update["blocks"])
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    old_id = request_id_of(old_message)
+    live.click(RM, "approve", old_id)
+    assert "superseded" in live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", old_id)
+    assert "superseded" in live.wait_response(f"{CO}-approve")
+    assert live.gitlab.play_count(old_job) == 0
+    assert live.gitlab.play_count(new_job) == 0
+
+
+def test_older_pipeline_arriving_late_is_superseded_at_once(live: Bot) -> None:
+    n = next(_ids)
+    newer = live.pipeline(
+        pipeline_id=60_000 + n * 2 + 1, gate_job_id=200_000 + n * 10 + 5, ref="hotfix/late"
+    )
+    older = live.pipeline(
+        pipeline_id=60_000 + n * 2, gate_job_id=200_000 + n * 10, ref="hotfix/late"
+    )
+    assert live.webhook(newer).status_code == 202
+    live.posted_request()
+    posts = len(live.slack.calls_to("chat.postMessage"))
+    assert live.webhook(older).status_code == 202
+    time.sleep(1.5)
+    assert len(live.slack.calls_to("chat.postMessage")) == posts

@@ -1,0 +1,97 @@
+"""Read-only queries for the periodic sweep and the admin views."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+
+from bot.store.db import Database
+from bot.store.models import ApprovalRequest, RequestState, utcnow
+from bot.store.requests import PLAY_LEASE
+
+# An approved request not claimed within this long lost its worker (a claim takes ms).
+APPROVED_GRACE = timedelta(seconds=20)
+# A pending request still without a Slack message after this long lost its post.
+UNPOSTED_GRACE = timedelta(seconds=30)
+
+
+def due_for_expiry(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
+    now = now or utcnow()
+    with db.transaction() as session:
+        return list(
+            session.execute(
+                select(ApprovalRequest).where(
+                    ApprovalRequest.state == RequestState.PENDING,
+                    ApprovalRequest.expires_at <= now,
+                )
+            ).scalars()
+        )
+
+
+def stuck_plays(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
+    """Approved requests nobody is playing, and plays whose worker's lease ran out."""
+    now = now or utcnow()
+    with db.transaction() as session:
+        return list(
+            session.execute(
+                select(ApprovalRequest).where(
+                    or_(
+                        and_(
+                            ApprovalRequest.state == RequestState.APPROVED,
+                            ApprovalRequest.updated_at < now - APPROVED_GRACE,
+                        ),
+                        and_(
+                            ApprovalRequest.state == RequestState.PLAYING,
+                            ApprovalRequest.play_claimed_at < now - PLAY_LEASE,
+                        ),
+                    )
+                )
+            ).scalars()
+        )
+
+
+def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
+    now = now or utcnow()
+    with db.transaction() as session:
+        return list(
+            session.execute(
+                select(ApprovalRequest).where(
+                    ApprovalRequest.state == RequestState.PENDING,
+                    ApprovalRequest.message_ts.is_(None),
+                    ApprovalRequest.created_at < now - UNPOSTED_GRACE,
+                )
+            ).scalars()
+        )
+
+
+def older_pending_for_ref(db: Database, newer: ApprovalRequest) -> list[ApprovalRequest]:
+    """Pending requests of earlier pipelines for the same project, ref and gate job name."""
+    with db.transaction() as session:
+        return list(
+            session.execute(
+                select(ApprovalRequest).where(
+                    ApprovalRequest.project_id == newer.project_id,
+                    ApprovalRequest.ref == newer.ref,
+                    ApprovalRequest.job_name == newer.job_name,
+                    ApprovalRequest.pipeline_id < newer.pipeline_id,
+                    ApprovalRequest.state == RequestState.PENDING,
+                )
+            ).scalars()
+        )
+
+
+def newer_request_for_ref(db: Database, request: ApprovalRequest) -> ApprovalRequest | None:
+    """A request of a later pipeline for the same project, ref and gate, if one exists."""
+    with db.transaction() as session:
+        return session.execute(
+            select(ApprovalRequest)
+            .where(
+                ApprovalRequest.project_id == request.project_id,
+                ApprovalRequest.ref == request.ref,
+                ApprovalRequest.job_name == request.job_name,
+                ApprovalRequest.pipeline_id > request.pipeline_id,
+            )
+            .order_by(ApprovalRequest.pipeline_id.desc())
+            .limit(1)
+        ).scalar_one_or_none()

@@ -1,0 +1,89 @@
+"""Periodic work: expire, recover and re-post, so nothing waits on a lost job.
+
+Every worker runs a ticker thread that, at most once per interval across all workers (a
+Redis key claimed with SET NX), enqueues one `sweep` job. The sweep itself runs in the
+worker's normal job loop, so it never races the worker's other jobs in-process; across
+workers every transition it makes is the same conditional one a click would make.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis.exceptions import RedisError
+from rq import Queue
+
+from bot.runtime import Runtime
+from bot.store import queries
+from bot.store import requests as store
+from workers import jobs
+from workers import queue as jobqueue
+from workers.context import runtime
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 10
+TICK_KEY = "approval-bot:sweep-tick"
+
+
+def sweep(_payload: dict[str, object] | None = None) -> dict[str, int]:
+    """One pass: close expired requests, finish orphaned plays, post lost messages."""
+    rt = runtime()
+    done = {"expired": expire_due(rt), "recovered": recover_plays(rt), "reposted": repost(rt)}
+    if any(done.values()):
+        log.info("sweep: %s", done)
+    return done
+
+
+def expire_due(rt: Runtime) -> int:
+    expired = queries.due_for_expiry(rt.db)
+    for request in expired:
+        jobs.expire(rt, request)
+    return len(expired)
+
+
+def recover_plays(rt: Runtime) -> int:
+    stuck = queries.stuck_plays(rt.db)
+    for request in stuck:
+        log.warning("recovering the play of %s (state %s)", request.id, request.state)
+        try:
+            jobs.finish_approved(rt, request.id)
+        except Exception:  # one bad request must not stop the sweep; RQ logs the rest
+            log.exception("recovery of %s failed; the next sweep retries", request.id)
+    return len(stuck)
+
+
+def repost(rt: Runtime) -> int:
+    lost = queries.unposted(rt.db)
+    for request in lost:
+        try:
+            jobs.post_request(rt, store.get(rt.db, request.id))
+        except Exception:
+            log.exception("re-posting %s failed; the next sweep retries", request.id)
+    return len(lost)
+
+
+class Ticker(threading.Thread):
+    """Enqueues a sweep every SWEEP_EVERY_S seconds (one per interval across workers)."""
+
+    def __init__(self, rt: Runtime, queue: Queue, every: float = SWEEP_EVERY_S) -> None:
+        super().__init__(name="approval-bot-ticker", daemon=True)
+        self.rt = rt
+        self.queue = queue
+        self.every = every
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.every):
+            self.tick()
+
+    def tick(self) -> None:
+        try:
+            if self.rt.redis.set(TICK_KEY, "1", nx=True, ex=max(1, int(self.every) - 1)):
+                jobqueue.enqueue(self.queue, jobqueue.SWEEP, {}, job_id="sweep")
+        except RedisError as exc:
+            log.warning("sweep tick skipped, Redis unavailable: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        self.stopping.set()
