@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import approvals
+from bot import approvals, audit
 from bot.approvals import ChangePerson, Counted, Denied
 from bot.blocks import ApprovalLine, request_message
 from bot.directory import identify_clicker
@@ -184,7 +184,11 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
             refresh_message(rt, closed, None)
         return "job-moved-on"
     gate = rt.policy.current.policy.gate_for(before.project_path, before.job_name)
-    played, entry = store.finish_play(rt.db, request_id, approver_records(rt, before, gate))
+    audit_url = rt.settings.AUDIT_API_URL
+    approvers = approver_records(rt, before, gate)
+    played, entry = store.finish_play(rt.db, request_id, approvers, audit=bool(audit_url))
+    if audit_url and entry is not None:
+        deliver_audit(rt)
     log.info(
         "gate played for %s; sign-off ledger record %s",
         request_id,
@@ -231,6 +235,12 @@ def reject(submission: dict[str, Any]) -> str:
     if gate.on_reject == "cancel_pipeline":
         cancel_pipeline(rt, rejected)
     return "rejected"
+
+
+def deliver_audit(rt: Runtime) -> None:
+    """Send due audit-API messages now; whatever fails is retried by the sweep."""
+    if rt.settings.AUDIT_API_URL:
+        audit.deliver_due(rt.db, rt.settings.AUDIT_API_URL)
 
 
 def cancel_pipeline(rt: Runtime, request: ApprovalRequest) -> None:

@@ -14,6 +14,7 @@ import threading
 from redis.exceptions import RedisError
 from rq import Queue
 
+from bot import audit
 from bot.runtime import Runtime
 from bot.store import queries
 from bot.store import requests as store
@@ -31,6 +32,8 @@ def sweep(_payload: dict[str, object] | None = None) -> dict[str, int]:
     """One pass: close expired requests, finish orphaned plays, post lost messages."""
     rt = runtime()
     done = {"expired": expire_due(rt), "recovered": recover_plays(rt), "reposted": repost(rt)}
+    if rt.settings.AUDIT_API_URL:
+        done["audited"] = audit.deliver_due(rt.db, rt.settings.AUDIT_API_URL)
     if any(done.values()):
         log.info("sweep: %s", done)
     return done

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot import ledger
 from bot.approvals import Counted, Decision, Denied, Granted
+from bot.store import outbox
 from bot.store.db import Database
 from bot.store.models import (
     OPEN_STATES,
@@ -239,9 +240,10 @@ def claim_play(db: Database, request_id: str) -> bool:
 
 
 def finish_play(
-    db: Database, request_id: str, approvers: list[dict[str, Any]]
+    db: Database, request_id: str, approvers: list[dict[str, Any]], audit: bool = False
 ) -> tuple[ApprovalRequest, LedgerEntry | None]:
-    """playing → played, writing the sign-off in the same transaction."""
+    """playing → played, writing the sign-off (and its audit-API outbox message, when an
+    audit API is configured) in the same transaction."""
     with db.transaction() as session:
         request = _lock(session, request_id)
         if request.state != RequestState.PLAYING:
@@ -251,6 +253,8 @@ def finish_play(
         request.played_at = now
         fields = evidence(request, approvers=approvers, policy_version=request.policy_version)
         entry = ledger.append(session, "signoff", fields, now)
+        if audit:
+            outbox.add_deployment(session, entry, request, approvers)
         return request, entry
 
 

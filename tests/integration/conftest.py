@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.fakes.audit import FakeAuditApi
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.slack import FakeSlack
 from tests.integration.harness import Bot, bot_env, seed_users
@@ -25,9 +26,11 @@ def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         database_url = fresh_pg_database(request.getfixturevalue("pg_server_url"))
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DBS[kind]}"
     redis.Redis.from_url(redis_url).flushdb()
-    slack, gitlab = FakeSlack().start(), FakeGitLab().start()
+    slack, gitlab, audit = FakeSlack().start(), FakeGitLab().start(), FakeAuditApi().start()
     seed_users(slack)
-    running = Bot(workdir, bot_env(workdir, slack, gitlab, database_url, redis_url), slack, gitlab)
+    env = bot_env(workdir, slack, gitlab, database_url, redis_url)
+    env["AUDIT_API_URL"] = audit.url
+    running = Bot(workdir, env, slack, gitlab, audit=audit)
     try:
         running.start_all()
         yield running
@@ -37,6 +40,7 @@ def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         running.stop_all()
         slack.stop()
         gitlab.stop()
+        audit.stop()
         if kind == "postgresql":
             drop_pg_database(database_url)
 

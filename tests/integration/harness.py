@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from tests.fakes.audit import FakeAuditApi
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import (
@@ -75,6 +76,7 @@ class Bot:
     env: dict[str, str]
     slack: FakeSlack
     gitlab: FakeGitLab
+    audit: FakeAuditApi | None = None
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 

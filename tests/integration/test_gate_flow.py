@@ -80,6 +80,21 @@ def test_two_roles_approve_and_the_gate_is_played_once(live: Bot) -> None:
     verify = live.run("ledger", "verify", check=False)
     assert verify.returncode == 0, verify.stdout
 
+    # The external audit API hears of it once, with a stable idempotency key.
+    assert live.audit is not None
+    posts = wait_until(
+        lambda: [p for p in live.audit.posts if p.body["pipeline_url"] == signoff["pipeline_url"]],
+        10,
+        "the audit API post",
+    )
+    assert len(posts) == 1
+    assert posts[0].path == "/deployments"
+    assert set(posts[0].body["approved_by"]) == {RM, CO}
+    assert posts[0].body["commit_sha"] == signoff["sha"]
+    assert posts[0].body["environment"] == "production"
+    assert posts[0].body["approved_at"].endswith("Z")
+    assert posts[0].key
+
 
 def test_a_late_click_after_the_play_changes_nothing(live: Bot) -> None:
     _, message, job_id = gated(live)
