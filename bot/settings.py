@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -38,6 +39,17 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(default=FIVE_MIB, gt=0)
     AUDIT_API_URL: str | None = None
     USERGROUP_CACHE_TTL: int = Field(default=60, ge=0, le=60)
+    # How long a worker's claim on a play lasts before another worker may take it over
+    # (crash recovery). GitLab errors are retried for this long minus 15 s.
+    PLAY_LEASE_SECONDS: int = Field(default=90, ge=45, le=3600)
+
+    @property
+    def play_lease(self) -> timedelta:
+        return timedelta(seconds=self.PLAY_LEASE_SECONDS)
+
+    @property
+    def play_retry_window(self) -> float:
+        return float(self.PLAY_LEASE_SECONDS - 15)
 
     @field_validator("GITLAB_URL", "SLACK_API_URL", "AUDIT_API_URL")
     @classmethod

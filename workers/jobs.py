@@ -158,7 +158,7 @@ def approve(click: dict[str, Any]) -> str:
 def finish_approved(rt: Runtime, request_id: str) -> str:
     """Play the gate of an approved request exactly once, then record the sign-off."""
     before = store.get(rt.db, request_id)
-    if not store.claim_play(rt.db, request_id):
+    if not store.claim_play(rt.db, request_id, rt.settings.play_lease):
         return "play-claimed-elsewhere"
     try:
         result = play_once(
@@ -167,6 +167,7 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
             before.job_id,
             # An earlier claim may have played it before its answer was lost.
             resumed=before.play_claimed_at is not None,
+            window_s=rt.settings.play_retry_window,
         )
     except GitLabTransientError:
         store.release_play(rt.db, request_id)

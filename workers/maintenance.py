@@ -47,7 +47,7 @@ def expire_due(rt: Runtime) -> int:
 
 
 def recover_plays(rt: Runtime) -> int:
-    stuck = queries.stuck_plays(rt.db)
+    stuck = queries.stuck_plays(rt.db, rt.settings.play_lease)
     for request in stuck:
         log.warning("recovering the play of %s (state %s)", request.id, request.state)
         try:

@@ -29,7 +29,9 @@ def due_for_expiry(db: Database, now: datetime | None = None) -> list[ApprovalRe
         )
 
 
-def stuck_plays(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
+def stuck_plays(
+    db: Database, lease: timedelta = PLAY_LEASE, now: datetime | None = None
+) -> list[ApprovalRequest]:
     """Approved requests nobody is playing, and plays whose worker's lease ran out."""
     now = now or utcnow()
     with db.transaction() as session:
@@ -43,7 +45,7 @@ def stuck_plays(db: Database, now: datetime | None = None) -> list[ApprovalReque
                         ),
                         and_(
                             ApprovalRequest.state == RequestState.PLAYING,
-                            ApprovalRequest.play_claimed_at < now - PLAY_LEASE,
+                            ApprovalRequest.play_claimed_at < now - lease,
                         ),
                     )
                 )

@@ -33,7 +33,7 @@ from bot.store.models import (
     Decision as DecisionRow,
 )
 
-PLAY_LEASE = timedelta(seconds=90)
+PLAY_LEASE = timedelta(seconds=90)  # default of the PLAY_LEASE_SECONDS setting
 
 
 class RequestNotFound(Exception):
@@ -217,7 +217,7 @@ def reject(
         return request, entry
 
 
-def claim_play(db: Database, request_id: str) -> bool:
+def claim_play(db: Database, request_id: str, lease: timedelta = PLAY_LEASE) -> bool:
     """approved → playing, or take over a play whose worker died (lease expired).
 
     A conditional UPDATE: of any number of workers, exactly one sees one row changed.
@@ -231,7 +231,7 @@ def claim_play(db: Database, request_id: str) -> bool:
                 or_(
                     ApprovalRequest.state == RequestState.APPROVED,
                     (ApprovalRequest.state == RequestState.PLAYING)
-                    & (ApprovalRequest.play_claimed_at < now - PLAY_LEASE),
+                    & (ApprovalRequest.play_claimed_at < now - lease),
                 ),
             )
             .values(state=RequestState.PLAYING, play_claimed_at=now)

@@ -1,0 +1,75 @@
+"""Workers killed with SIGKILL at each step of an approval: in the end, exactly one play
+and one sign-off per gate, finished by a new worker within 120 s."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import running_bot
+from tests.integration.harness import Bot, request_id_of, wait_until
+
+pytestmark = pytest.mark.integration
+
+RM, CO = "U0RM00001", "U0CO00001"
+
+
+@pytest.fixture(scope="module")
+def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    # PostgreSQL, as in production; the shortest play lease, so recovery fits a test.
+    env = {"PLAY_LEASE_SECONDS": "45"}
+    with running_bot(request, tmp_path_factory, "postgresql", env) as running:
+        yield running
+
+
+def test_sigkill_at_every_step(live: Bot) -> None:
+    # Three gates, each with its first approval in.
+    gates = {}
+    for n, step in enumerate(("before-play", "after-play", "after-record"), start=1):
+        request_id, job_id = open_gate_named(live, n)
+        gates[step] = (request_id, job_id)
+    # Hold each final approval at a different step, then kill every worker mid-job.
+    before_id, after_play_job = gates["before-play"][1], gates["after-play"][1]
+    live.gitlab.fail_next("GET", rf"/jobs/{before_id}$", timeout=8)
+    live.gitlab.fail_next("POST", rf"/jobs/{after_play_job}/play", timeout=3)
+    live.slack.delay("chat.update", 8)
+    live.start("worker2", "worker")
+    live.start("worker3", "worker")
+    time.sleep(2)
+    for request_id, _ in gates.values():
+        live.click(CO, "approve", request_id)
+    wait_until(lambda: live.gitlab.play_count(gates["after-record"][1]) == 1, 15, "a play")
+    wait_until(lambda: live.gitlab.calls_to("POST", rf"/jobs/{after_play_job}/play"), 15, "play")
+    time.sleep(1.5)  # the third worker is inside chat.update, after the sign-off
+    killed_at = time.monotonic()
+    for name in ("worker", "worker2", "worker3"):
+        live.stop(name, signal.SIGKILL)
+    live.slack.reset()
+    live.start("worker", "worker")
+
+    for step, (_request_id, job_id) in gates.items():
+        wait_until(
+            lambda job_id=job_id: [r for r in live.ledger() if r["job_id"] == job_id],
+            120 - (time.monotonic() - killed_at),
+            f"the sign-off of the gate killed {step}",
+        )
+        assert live.gitlab.play_count(job_id) == 1, step
+    assert time.monotonic() - killed_at < 120
+    time.sleep(3)
+    records = [r for r in live.ledger() if r["kind"] == "signoff"]
+    for step, (_, job_id) in gates.items():
+        assert len([r for r in records if r["job_id"] == job_id]) == 1, step
+        assert live.gitlab.play_count(job_id) == 1, step
+
+
+def open_gate_named(bot: Bot, n: int) -> tuple[str, int]:
+    job_id = 500_000 + n * 10
+    event = bot.pipeline(pipeline_id=55_000 + n, gate_job_id=job_id, ref=f"crash-{n}")
+    assert bot.webhook(event).status_code == 202
+    request_id = request_id_of(bot.posted_request(count=n))
+    bot.click(RM, "approve", request_id, response_url=bot.slack.response_url(f"first-{n}"))
+    wait_until(lambda: bot.responses_to(f"first-{n}"), 15, "the first approval")
+    return request_id, job_id
