@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -10,6 +10,13 @@ from bot.policy import Gate, Policy
 
 # Pipeline statuses after which nothing in the pipeline will run any more.
 FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "skipped"})
+# Statuses of a gate job that has been played (by the bot, or behind its back).
+PLAYED_JOB = frozenset(
+    {"pending", "running", "success", "failed", "preparing", "waiting_for_resource"}
+)
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class BadEvent(ValueError):
@@ -101,13 +108,74 @@ class GateEvent(TypedDict):
     environment: str | None
 
 
-def parse_pipeline(payload: dict[str, Any]) -> PipelineEvent:
+class JobCommit(_Model):
+    sha: str | None = None
+    message: str | None = None
+    author_name: str | None = None
+    author_email: str | None = None
+    status: str | None = None  # the pipeline's status
+
+
+class JobEvent(_Model):
+    """GitLab's Job Hook (object_kind "build"): one job's status change."""
+
+    object_kind: str
+    build_id: int
+    build_name: str
+    build_status: str
+    build_stage: str | None = None
+    pipeline_id: int
+    sha: str | None = None
+    ref: str | None = None
+    project_id: int
+    project: HookProject
+    user: HookUser | None = None
+    commit: JobCommit | None = None
+
+
+def _validate(model: type[M], payload: dict[str, Any], what: str) -> M:
     try:
-        return PipelineEvent.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise BadEvent(f"invalid pipeline event: {where}: {first['msg']}") from None
+        raise BadEvent(f"invalid {what}: {where}: {first['msg']}") from None
+
+
+def parse_pipeline(payload: dict[str, Any]) -> PipelineEvent:
+    return _validate(PipelineEvent, payload, "pipeline event")
+
+
+def parse_job(payload: dict[str, Any]) -> JobEvent:
+    return _validate(JobEvent, payload, "job event")
+
+
+def job_gate_event(event: JobEvent) -> GateEvent:
+    """The same facts from a Job Hook (fewer of them: used for status changes only)."""
+    commit = event.commit or JobCommit()
+    user = event.user or HookUser()
+    web = event.project.web_url
+    return GateEvent(
+        project_id=event.project_id,
+        project_path=event.project.path_with_namespace,
+        project_url=web,
+        pipeline_id=event.pipeline_id,
+        pipeline_url=f"{web}/-/pipelines/{event.pipeline_id}" if web else None,
+        pipeline_status=commit.status or "running",
+        job_id=event.build_id,
+        job_name=event.build_name,
+        job_status=event.build_status,
+        ref=event.ref,
+        sha=event.sha or commit.sha,
+        commit_title=(commit.message or "").split("\n", 1)[0] or None,
+        commit_url=None,
+        commit_author_name=commit.author_name,
+        commit_author_email=commit.author_email,
+        triggered_by_username=user.username,
+        triggered_by_name=user.name,
+        triggered_by_email=user.email,
+        environment=None,
+    )
 
 
 def environment_after(event: PipelineEvent, gate: Build) -> str | None:

@@ -6,18 +6,25 @@ import logging
 from typing import Any
 
 from bot import approvals, audit
-from bot.approvals import ChangePerson, Counted, Denied
-from bot.blocks import ApprovalLine, request_message
+from bot.approvals import Counted, Denied
 from bot.directory import identify_clicker
-from bot.events import FINISHED_PIPELINE, GateEvent
+from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
 from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retries
-from bot.policy import Gate
 from bot.runtime import Runtime
-from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
+from workers import bypass
 from workers.context import runtime
+from workers.support import (
+    approver_records,
+    change_people,
+    notify_thread,
+    refresh_message,
+    render,
+    request_fields,
+    tell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +55,7 @@ def open_request(event: GateEvent) -> str | None:
     if gate is None:
         log.info("no gate covers %s %s any more", event["project_path"], event["job_name"])
         return None
-    now = utcnow()
-    fields: dict[str, Any] = {
-        key: value for key, value in event.items() if key not in ("pipeline_status", "job_status")
-    }
-    fields.update(
-        channel=gate.channel,
-        policy_version=loaded.version,
-        state=RequestState.PENDING,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + gate.expire_after,
-    )
+    fields = request_fields(event, gate, loaded.version, RequestState.PENDING)
     request, created = store.create(rt.db, fields)
     if created:
         newer = queries.newer_request_for_ref(rt.db, request)
@@ -264,6 +260,8 @@ def pipeline_update(event: GateEvent) -> str:
     """A later status of a gated pipeline: close a pending request the pipeline moved past."""
     rt = runtime()
     request = store.find_for_job(rt.db, event["project_id"], event["job_id"])
+    if event["job_status"] in PLAYED_JOB:
+        return bypass.check(rt, event, request)
     if request is None:
         if event["job_status"] == "manual" and event["pipeline_status"] not in FINISHED_PIPELINE:
             open_request(event)
@@ -294,89 +292,3 @@ def expire(rt: Runtime, request: ApprovalRequest) -> None:
     )
     if closed is not None:
         refresh_message(rt, closed, None)
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def change_people(request: ApprovalRequest) -> list[ChangePerson]:
-    return [
-        ChangePerson(
-            "triggerer",
-            username=request.triggered_by_username,
-            email=request.triggered_by_email,
-            name=request.triggered_by_name,
-        ),
-        ChangePerson(
-            "commit_author", email=request.commit_author_email, name=request.commit_author_name
-        ),
-    ]
-
-
-def _assignment(
-    rt: Runtime, request: ApprovalRequest, gate: Gate | None
-) -> tuple[list[Any], dict[str, str], dict[str, int]]:
-    rows = store.decisions(rt.db, request.id)
-    if gate is None:
-        return rows, {}, {}
-    counted = [Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(",")))) for r in rows]
-    assignment = approvals.assign(gate.require, counted)
-    return rows, assignment, approvals.missing_roles(gate.require, assignment)
-
-
-def approver_records(
-    rt: Runtime, request: ApprovalRequest, gate: Gate | None
-) -> list[dict[str, Any]]:
-    from bot.ledger import iso_utc
-
-    rows, assignment, _ = _assignment(rt, request, gate)
-    return [
-        {
-            "slack_user_id": row.slack_user_id,
-            "name": row.slack_user_name,
-            "role": assignment.get(row.slack_user_id),
-            "approved_at": iso_utc(row.decided_at),
-        }
-        for row in rows
-    ]
-
-
-def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[str, list[Any]]:
-    rows, assignment, missing = _assignment(rt, request, gate)
-    lines = [
-        ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
-    ]
-    return request_message(request, lines, missing)
-
-
-def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> None:
-    """Bring the Slack message in line with the request's state (best effort, logged)."""
-    if request.message_ts is None:
-        return
-    if gate is None:
-        gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
-    text, blocks = render(rt, request, gate)
-    try:
-        rt.slack.update_message(request.channel, request.message_ts, text, blocks)
-    except SlackError as exc:
-        log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
-
-
-def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:
-    if request.message_ts is None:
-        return
-    try:
-        rt.slack.post_thread(request.channel, request.message_ts, text)
-    except SlackError as exc:
-        log.error("cannot post in the thread of %s: %s", request.id, exc.error)
-
-
-def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:
-    """An ephemeral answer to one user: through the response_url, else chat.postEphemeral."""
-    try:
-        if target.get("response_url"):
-            rt.slack.respond(target["response_url"], text)
-        elif target.get("channel_id") and target.get("user_id"):
-            rt.slack.post_ephemeral(target["channel_id"], target["user_id"], text)
-    except SlackError as exc:
-        log.warning("cannot tell %s: %s", target.get("user_id"), exc.error)

@@ -80,6 +80,11 @@ class ApprovalRequest(Base):
     play_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
     played_at: Mapped[datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    bypassed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    merge_request_iid: Mapped[int | None] = mapped_column(BigInteger)
+    merge_request_url: Mapped[str | None] = mapped_column(String(1024))
+    merge_request_author_username: Mapped[str | None] = mapped_column(String(255))
+    merged_by_username: Mapped[str | None] = mapped_column(String(255))
 
 
 class Decision(Base):

@@ -258,6 +258,8 @@ def finish_play(
         return request, entry
 
 
+BYPASS_REASON = "The gate job was started in GitLab without a sign-off (job status: {status})."
+
 # Ledger kinds of the ways a request ends without a sign-off or rejection.
 CLOSING_KINDS = {
     RequestState.EXPIRED: "expiry",
@@ -289,6 +291,30 @@ def close(
         fields["reason"] = reason
         ledger.append(session, CLOSING_KINDS[state], fields, now)
         return request
+
+
+def record_bypass(
+    db: Database, request_id: str, job_status: str
+) -> tuple[ApprovalRequest, LedgerEntry | None]:
+    """The gate job ran without the bot's sign-off: record it once, closing a pending request."""
+    with db.transaction() as session:
+        request = _lock(session, request_id)
+        if request.bypassed_at is not None or request.state in (
+            RequestState.APPROVED,
+            RequestState.PLAYING,
+            RequestState.PLAYED,
+        ):
+            return request, None
+        now = utcnow()
+        reason = BYPASS_REASON.format(status=job_status)
+        request.bypassed_at = now
+        if request.state == RequestState.PENDING:
+            request.state = RequestState.CLOSED
+            request.state_reason = reason
+            request.closed_at = now
+        fields = evidence(request, approvers=[], policy_version=request.policy_version)
+        fields["reason"] = reason
+        return request, ledger.append(session, "bypass", fields, now)
 
 
 def open_requests(db: Database, older_than: datetime | None = None) -> list[ApprovalRequest]:

@@ -11,10 +11,22 @@ from flask import Blueprint, Response, request
 from prometheus_client import Counter
 from redis import Redis
 from redis.exceptions import RedisError
+from rq import Queue
 
-from bot.events import FINISHED_PIPELINE, BadEvent, gate_event, gate_jobs, parse_pipeline
+from bot.events import (
+    FINISHED_PIPELINE,
+    PLAYED_JOB,
+    BadEvent,
+    GateEvent,
+    gate_event,
+    gate_jobs,
+    job_gate_event,
+    parse_job,
+    parse_pipeline,
+)
+from bot.policy import Policy
 from bot.web.security import gitlab_token_ok
-from bot.web.support import BodyTooLarge, answer, edge, error, read_body
+from bot.web.support import BodyTooLarge, Edge, answer, edge, error, read_body
 from workers import queue as jobs
 
 log = logging.getLogger(__name__)
@@ -59,30 +71,48 @@ def gitlab_webhook() -> tuple[Response, int]:
         )
     if not ctx.readiness.ready():
         return _count("unavailable", error(503, "not ready: Redis or the database is unavailable"))
-    if payload["object_kind"] != "pipeline":
-        return _ignored(f"object_kind '{payload['object_kind']}' needs no action")
     try:
-        event = parse_pipeline(payload)
+        sightings = _gate_sightings(ctx.runtime.policy.current.policy, payload)
     except BadEvent as exc:
         return _count("bad_request", error(400, str(exc)))
-    gates = gate_jobs(event, ctx.runtime.policy.current.policy)
-    if not gates:
-        return _ignored(
-            f"no gate job of the policy in this pipeline of {event.project.path_with_namespace}"
-        )
-    return _route(ctx.runtime.redis, ctx, event, gates, request.headers.get("Idempotency-Key"))
+    if isinstance(sightings, str):
+        return _ignored(sightings)
+    return _route(ctx, sightings, request.headers.get("Idempotency-Key"))
 
 
-def _route(
-    redis: Redis, ctx: Any, event: Any, gates: list[Any], key: str | None
-) -> tuple[Response, int]:
+@dataclass(frozen=True)
+class Sighting:
+    """A gate job seen in an event; only pipeline events may open a request."""
+
+    event: GateEvent
+    can_open: bool
+
+
+def _gate_sightings(policy: Policy, payload: dict[str, Any]) -> list[Sighting] | str:
+    """The policy's gate jobs in this event, or why the event needs no action."""
+    kind = payload["object_kind"]
+    if kind == "pipeline":
+        event = parse_pipeline(payload)
+        found = [Sighting(gate_event(event, build), True) for _, build in gate_jobs(event, policy)]
+        where = event.project.path_with_namespace
+        return found or f"no gate job of the policy in this pipeline of {where}"
+    if kind == "build":
+        job = parse_job(payload)
+        if policy.gate_for(job.project.path_with_namespace, job.build_name) is None:
+            return f"job {job.build_name} of {job.project.path_with_namespace} is not a gate"
+        return [Sighting(job_gate_event(job), False)]
+    return f"object_kind '{kind}' needs no action"
+
+
+def _route(ctx: Edge, sightings: list[Sighting], key: str | None) -> tuple[Response, int]:
+    redis = ctx.runtime.redis
     delivery = DELIVERY_KEY.format(key) if key else None
     routing = Routing()
     try:
         if delivery is not None and not redis.set(delivery, "1", nx=True, ex=DELIVERY_TTL_S):
             return _count("duplicate", answer(200, status="duplicate"))
-        for _gate, build in gates:
-            _route_gate(redis, ctx, event, build, routing)
+        for sighting in sightings:
+            _route_gate(redis, ctx.queue, sighting, routing)
     except RedisError as exc:
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
         _forget(redis, [*routing.claimed, *([delivery] if delivery else [])])
@@ -94,33 +124,40 @@ def _route(
     return _ignored("; ".join(routing.reasons))
 
 
-def _route_gate(redis: Redis, ctx: Any, event: Any, build: Any, routing: Routing) -> None:
-    gate_key = GATE_KEY.format(event.project.id, build.id)
-    status = f"{event.object_attributes.status}/{build.status}"
-    waiting = build.status == "manual" and event.object_attributes.status not in FINISHED_PIPELINE
-    if waiting:
+def _route_gate(redis: Redis, queue: Queue, sighting: Sighting, routing: Routing) -> None:
+    """Open a request for a waiting gate once; pass each later status change to the worker.
+
+    The per-gate key holds the last status seen, so GitLab's repeated events for the same
+    state are duplicates, and only real changes (cancelled, played behind the bot's back)
+    reach the worker.
+    """
+    event = sighting.event
+    gate_key = GATE_KEY.format(event["project_id"], event["job_id"])
+    status = f"{event['pipeline_status']}/{event['job_status']}"
+    finished = event["pipeline_status"] in FINISHED_PIPELINE
+    if event["job_status"] == "manual" and not finished:
+        if not sighting.can_open:
+            routing.reasons.append("job events do not open requests; the pipeline event does")
+            return
         if not redis.set(gate_key, status, nx=True, ex=GATE_TTL_S):
             routing.duplicates += 1
             return
         routing.claimed.append(gate_key)
-        job = jobs.enqueue(
-            ctx.queue,
-            jobs.OPEN_REQUEST,
-            dict(gate_event(event, build)),
-            job_id=f"open-{event.project.id}-{build.id}",
+        job_id = f"open-{event['project_id']}-{event['job_id']}"
+        routing.queued.append(jobs.enqueue(queue, jobs.OPEN_REQUEST, dict(event), job_id).id)
+        return
+    raw = redis.get(gate_key)
+    previous = raw.decode() if isinstance(raw, bytes) else raw
+    if previous is None and event["job_status"] not in PLAYED_JOB:
+        routing.reasons.append(
+            f"gate job {event['job_name']} is not waiting (status: {event['job_status']})"
         )
-        routing.queued.append(job.id)
         return
-    previous = redis.get(gate_key)
-    if previous is None:
-        routing.reasons.append(f"gate job {build.name} is not waiting (status: {build.status})")
-        return
-    if (previous.decode() if isinstance(previous, bytes) else previous) == status:
+    if previous == status:
         routing.duplicates += 1
         return
     redis.set(gate_key, status, ex=GATE_TTL_S)
-    job = jobs.enqueue(ctx.queue, jobs.PIPELINE_UPDATE, dict(gate_event(event, build)))
-    routing.queued.append(job.id)
+    routing.queued.append(jobs.enqueue(queue, jobs.PIPELINE_UPDATE, dict(event)).id)
 
 
 def _forget(redis: Redis, keys: list[str]) -> None:

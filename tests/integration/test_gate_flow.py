@@ -283,3 +283,78 @@ def test_older_pipeline_arriving_late_is_superseded_at_once(live: Bot) -> None:
     assert live.webhook(older).status_code == 202
     time.sleep(1.5)
     assert len(live.slack.calls_to("chat.postMessage")) == posts
+
+
+def test_gate_played_in_gitlab_behind_the_bots_back_is_a_bypass(live: Bot) -> None:
+    event, message, job_id = gated(live)
+    event["object_attributes"]["status"] = "running"
+    next(b for b in event["builds"] if b["id"] == job_id)["status"] = "running"
+    answer = live.webhook(event)
+    assert answer.status_code == 202
+    update = live.message_update("without a sign-off", 15)
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    alert = wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.postMessage")
+            if "bypassed" in str(c.params.get("text"))
+        ],
+        15,
+        "the bypass alert",
+    )
+    assert {c.params["channel"] for c in alert} >= {"C0DEPLOYS"}
+    assert live.slack.calls_to("conversations.open")[-1].params["users"] == "U0ADMIN01"
+    records = [r for r in live.ledger() if r["job_id"] == job_id]
+    assert [r["kind"] for r in records] == ["bypass"]
+    # GitLab's next events for the same state add nothing.
+    assert live.webhook(event).json()["status"] == "duplicate"
+    live.click(RM, "approve", request_id_of(message))
+    assert "closed" in live.wait_response(f"{RM}-approve")
+    assert live.gitlab.play_count(job_id) == 0
+
+
+def test_job_hook_for_a_gate_never_seen_waiting_is_a_bypass(live: Bot) -> None:
+    from tests.fixtures.gitlab_events import job_event
+
+    n = next(_ids)
+    job_id = 400_000 + n * 10
+    hook = job_event(
+        pipeline_id=45_000 + n,
+        job_id=job_id,
+        status="success",
+        pipeline_status="success",
+        gitlab_url=live.gitlab.url,
+    )
+    answer = live.webhook(hook, **{"X-Gitlab-Event": "Job Hook"})
+    assert answer.status_code == 202, answer.text
+    records = wait_until(
+        lambda: [r for r in live.ledger() if r["job_id"] == job_id], 15, "the bypass record"
+    )
+    assert records[0]["kind"] == "bypass"
+    assert "success" in records[0]["reason"]
+
+
+def test_job_hook_for_a_waiting_gate_opens_nothing(live: Bot) -> None:
+    from tests.fixtures.gitlab_events import job_event
+
+    hook = job_event(pipeline_id=46_000, job_id=460_000, gitlab_url=live.gitlab.url)
+    answer = live.webhook(hook)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ignored"
+
+
+def test_our_own_play_is_not_a_bypass(live: Bot) -> None:
+    event, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", request_id)
+    live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
+    next(b for b in event["builds"] if b["id"] == job_id)["status"] = "pending"
+    event["object_attributes"]["status"] = "running"
+    live.webhook(event)
+    next(b for b in event["builds"] if b["id"] == job_id)["status"] = "success"
+    live.webhook(event)
+    time.sleep(1.5)
+    kinds = [r["kind"] for r in live.ledger() if r["job_id"] == job_id]
+    assert kinds == ["signoff"]

@@ -1,0 +1,78 @@
+"""Bypass detection: a gate job that ran without the bot's sign-off is evidence too."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.events import GateEvent
+from bot.runtime import Runtime
+from bot.slack import SlackError
+from bot.store import requests as store
+from bot.store.models import ApprovalRequest, RequestState
+from workers.support import refresh_message, request_fields
+
+log = logging.getLogger(__name__)
+
+OURS = (RequestState.APPROVED, RequestState.PLAYING, RequestState.PLAYED)
+ALERT = (
+    ":rotating_light: *Gate bypassed*: the `{job}` job of {project} pipeline {pipeline} "
+    "was started in GitLab without a sign-off from approval-bot (job status: {status}). "
+    "It is recorded in the ledger as a bypass."
+)
+
+
+def check(rt: Runtime, event: GateEvent, request: ApprovalRequest | None) -> str:
+    """Called for each played-looking status of a gate job (pending, running, success …)."""
+    if request is not None and request.state in OURS:
+        return "played-by-us"
+    if request is None:
+        request = _record_unseen_gate(rt, event)
+        if request is None:
+            return "no-gate"
+    recorded, entry = store.record_bypass(rt.db, request.id, event["job_status"])
+    if entry is None:
+        return "bypass-known"
+    log.error(
+        "gate bypassed: %s pipeline %s job %s (%s); ledger record %s",
+        recorded.project_path,
+        recorded.pipeline_id,
+        recorded.job_id,
+        event["job_status"],
+        entry.sequence,
+    )
+    refresh_message(rt, recorded, None)
+    _alert(rt, recorded, event["job_status"])
+    return "bypass"
+
+
+def _record_unseen_gate(rt: Runtime, event: GateEvent) -> ApprovalRequest | None:
+    """A gate that ran before the bot ever saw it waiting: keep a (closed) request for it."""
+    loaded = rt.policy.current
+    gate = loaded.policy.gate_for(event["project_path"], event["job_name"])
+    if gate is None:
+        return None
+    fields = request_fields(event, gate, loaded.version, RequestState.CLOSED)
+    request, _ = store.create(rt.db, fields)
+    return request
+
+
+def _alert(rt: Runtime, request: ApprovalRequest, status: str) -> None:
+    pipeline = (
+        f"<{request.pipeline_url}|#{request.pipeline_id}>"
+        if request.pipeline_url
+        else f"#{request.pipeline_id}"
+    )
+    text = ALERT.format(
+        job=request.job_name, project=request.project_path, pipeline=pipeline, status=status
+    )
+    targets = [("channel", request.channel)] + [
+        ("admin", admin) for admin in rt.policy.current.policy.admins
+    ]
+    for kind, target in targets:
+        try:
+            if kind == "channel":
+                rt.slack.post_message(target, text, [])
+            else:
+                rt.slack.direct_message(target, text)
+        except SlackError as exc:
+            log.error("cannot alert %s %s of a bypass: %s", kind, target, exc.error)

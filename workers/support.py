@@ -1,0 +1,119 @@
+"""What the jobs share: new request columns and the Slack side of a request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot import approvals
+from bot.approvals import ChangePerson, Counted
+from bot.blocks import ApprovalLine, request_message
+from bot.events import GateEvent
+from bot.ledger import iso_utc
+from bot.policy import Gate
+from bot.runtime import Runtime
+from bot.slack import SlackError
+from bot.store import requests as store
+from bot.store.models import ApprovalRequest, RequestState, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def request_fields(
+    event: GateEvent, gate: Gate, policy_version: str, state: RequestState
+) -> dict[str, Any]:
+    """The columns of a new request for a gate job seen in an event."""
+    now = utcnow()
+    fields: dict[str, Any] = {
+        key: value for key, value in event.items() if key not in ("pipeline_status", "job_status")
+    }
+    fields.update(
+        channel=gate.channel,
+        policy_version=policy_version,
+        state=state,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + gate.expire_after,
+    )
+    return fields
+
+
+def change_people(request: ApprovalRequest) -> list[ChangePerson]:
+    return [
+        ChangePerson(
+            "triggerer",
+            username=request.triggered_by_username,
+            email=request.triggered_by_email,
+            name=request.triggered_by_name,
+        ),
+        ChangePerson(
+            "commit_author", email=request.commit_author_email, name=request.commit_author_name
+        ),
+    ]
+
+
+def _assignment(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None
+) -> tuple[list[Any], dict[str, str], dict[str, int]]:
+    rows = store.decisions(rt.db, request.id)
+    if gate is None:
+        return rows, {}, {}
+    counted = [Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(",")))) for r in rows]
+    assignment = approvals.assign(gate.require, counted)
+    return rows, assignment, approvals.missing_roles(gate.require, assignment)
+
+
+def approver_records(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None
+) -> list[dict[str, Any]]:
+    rows, assignment, _ = _assignment(rt, request, gate)
+    return [
+        {
+            "slack_user_id": row.slack_user_id,
+            "name": row.slack_user_name,
+            "role": assignment.get(row.slack_user_id),
+            "approved_at": iso_utc(row.decided_at),
+        }
+        for row in rows
+    ]
+
+
+def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[str, list[Any]]:
+    rows, assignment, missing = _assignment(rt, request, gate)
+    lines = [
+        ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
+    ]
+    return request_message(request, lines, missing)
+
+
+def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> None:
+    """Bring the Slack message in line with the request's state (best effort, logged)."""
+    if request.message_ts is None:
+        return
+    if gate is None:
+        gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
+    text, blocks = render(rt, request, gate)
+    try:
+        rt.slack.update_message(request.channel, request.message_ts, text, blocks)
+    except SlackError as exc:
+        log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
+
+
+def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:
+    if request.message_ts is None:
+        return
+    try:
+        rt.slack.post_thread(request.channel, request.message_ts, text)
+    except SlackError as exc:
+        log.error("cannot post in the thread of %s: %s", request.id, exc.error)
+
+
+def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:
+    """An ephemeral answer to one user: through the response_url, else chat.postEphemeral."""
+    try:
+        if target.get("response_url"):
+            rt.slack.respond(target["response_url"], text)
+        elif target.get("channel_id") and target.get("user_id"):
+            rt.slack.post_ephemeral(target["channel_id"], target["user_id"], text)
+    except SlackError as exc:
+        log.warning("cannot tell %s: %s", target.get("user_id"), exc.error)
