@@ -6,10 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.policy import PolicyError, load_policy
 from bot.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -39,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="approver policy")
     config.add_argument("action", choices=["check"])
     config.add_argument("--policy", type=Path, help="policy file (default: APPROVAL_POLICY)")
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="open requests for gates waiting without one; list deployments without a sign-off",
+    )
+    reconcile.add_argument("--since", help="only deployments since DATE (YYYY-MM-DD or ISO 8601)")
+    reconcile.add_argument("--environment", default="production", help="default: production")
 
     ledger = sub.add_parser("ledger", help="sign-off ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
@@ -81,6 +91,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bot.runtime import build_runtime
 
     runtime = build_runtime(settings)
+    if args.command == "reconcile":
+        return reconcile_command(runtime, args.since, args.environment)
     if args.command == "web":
         from bot.web.app import create_app
         from bot.web.server import WebServer, worker_setup
@@ -94,6 +106,52 @@ def _dispatch(args: argparse.Namespace) -> int:
     from workers.main import run_worker
 
     return run_worker(runtime, burst=args.burst)
+
+
+def reconcile_command(runtime: Runtime, since: str | None, environment: str) -> int:
+    """Exit 0 when every deployment since DATE has a sign-off, 1 otherwise."""
+    from bot import reconcile
+    from workers import jobs
+    from workers.context import set_runtime
+
+    since_iso = _parse_since(since)
+    set_runtime(runtime)
+    for event in reconcile.missing_requests(runtime):
+        request_id = jobs.open_request(event)
+        print(
+            f"opened request {request_id} for {event['project_path']} "
+            f"pipeline #{event['pipeline_id']} job {event['job_id']}"
+        )
+    checks = reconcile.check_deployments(runtime, since_iso, environment)
+    unsigned = [c for c in checks if not c.signed_off]
+    for check in checks:
+        d = check.deployment
+        verdict = (
+            f"signed off (ledger record {check.signoff_sequence})"
+            if check.signed_off
+            else "NO SIGN-OFF"
+        )
+        print(
+            f"{check.project}  deployment {d.id}  {d.created_at or '?'}  "
+            f"sha {(d.sha or '?')[:8]}  pipeline #{d.pipeline_id}  {verdict}"
+        )
+    scope = f" since {since}" if since else ""
+    print(f"{len(unsigned)} of {len(checks)} {environment} deployments{scope} have no sign-off")
+    return EXIT_FAILED if unsigned else EXIT_OK
+
+
+def _parse_since(since: str | None) -> str | None:
+    if since is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        raise CliError(f"--since {since!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def config_check(path: Path | None, out: TextIO = sys.stdout) -> int:

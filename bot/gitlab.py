@@ -74,6 +74,11 @@ class GitLabClient:
             url, private_token=token, timeout=timeout, retry_transient_errors=False
         )
 
+    @property
+    def api(self) -> gitlab.Gitlab:
+        """The python-gitlab client, for the read-only calls in bot.gitlab_reads."""
+        return self._gl
+
     def job_status(self, project_id: int, job_id: int) -> str:
         try:
             job = self._gl.projects.get(project_id, lazy=True).jobs.get(job_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -12,6 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/approval-bot.db"
 FIVE_MIB = 5 * 1024 * 1024
+# Settings that may instead be read from a file named by `<NAME>_FILE` (Docker and
+# Kubernetes secrets); their values never appear in logs or error messages.
+SECRET_SETTINGS = (
+    "GITLAB_TOKEN",
+    "GITLAB_WEBHOOK_SECRET",
+    "GITLAB_WEBHOOK_SIGNING_KEY",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+)
+# Optional settings for which an empty value means unset (`FOO=` in an env file).
+OPTIONAL_SETTINGS = ("AUDIT_API_URL", "GITLAB_WEBHOOK_SIGNING_KEY")
+SIGNING_KEY_PREFIX = "whsec_"
 
 
 class SettingsError(Exception):
@@ -32,6 +46,9 @@ class Settings(BaseSettings):
     GITLAB_URL: str
     GITLAB_TOKEN: SecretStr
     GITLAB_WEBHOOK_SECRET: SecretStr
+    # GitLab's webhook signing token (`whsec_<base64 key>`): when set, every webhook must
+    # also carry a valid `webhook-signature` (Standard Webhooks) besides X-Gitlab-Token.
+    GITLAB_WEBHOOK_SIGNING_KEY: SecretStr | None = None
     SLACK_BOT_TOKEN: SecretStr
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_API_URL: str = "https://slack.com/api/"
@@ -69,6 +86,42 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("GITLAB_WEBHOOK_SIGNING_KEY")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_signing_key(value.get_secret_value())  # raises ValueError, value not shown
+        return value
+
+    @property
+    def webhook_signing_key(self) -> bytes | None:
+        """The HMAC key of GitLab's webhook signatures, or None when they are not required."""
+        if self.GITLAB_WEBHOOK_SIGNING_KEY is None:
+            return None
+        return decode_signing_key(self.GITLAB_WEBHOOK_SIGNING_KEY.get_secret_value())
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process holds, for log redaction (never to be shown)."""
+        values = [
+            secret.get_secret_value()
+            for secret in (
+                self.GITLAB_TOKEN,
+                self.GITLAB_WEBHOOK_SECRET,
+                self.GITLAB_WEBHOOK_SIGNING_KEY,
+                self.SLACK_BOT_TOKEN,
+                self.SLACK_SIGNING_SECRET,
+            )
+            if secret is not None
+        ]
+        key = self.GITLAB_WEBHOOK_SIGNING_KEY
+        if key is not None:  # also the bare base64 part of `whsec_…`
+            values.append(key.get_secret_value().removeprefix(SIGNING_KEY_PREFIX))
+        for url in (self.REDIS_URL, self.DATABASE_URL):
+            password = url_password(url)
+            if password:
+                values.append(password)
+        return values
+
     @property
     def gitlab_api_url(self) -> str:
         return self.GITLAB_URL.rstrip("/") + "/api/v4"
@@ -84,27 +137,100 @@ class Settings(BaseSettings):
         return self.DATABASE_URL
 
 
+def decode_signing_key(text: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: base64 after an optional `whsec_`."""
+    encoded = text.strip().removeprefix(SIGNING_KEY_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not key:
+        raise ValueError(
+            "must be the webhook's signing token: whsec_ followed by a base64-encoded key"
+        )
+    return key
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's user info (`scheme://user:password@host`), if any."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    userinfo = rest.split("/", 1)[0].rsplit("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
+    _, colon, password = userinfo.partition(":")
+    return password if colon and password else None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from the environment, turning validation errors into plain lines."""
+    """Build Settings from the environment, turning validation errors into plain lines.
+
+    Each secret may instead come from the file named by `<NAME>_FILE` (one trailing newline
+    stripped); setting both, or naming a file that cannot be read, is a problem.
+    """
     env = dict(os.environ if environ is None else environ)
     known = {name: env[name] for name in Settings.model_fields if name in env}
     # An empty optional value means "unset", as operators expect from `FOO=` in an env file.
-    for optional in ("AUDIT_API_URL",):
+    for optional in OPTIONAL_SETTINGS:
         if known.get(optional) == "":
             known.pop(optional)
+    problems, sources, failed = _read_secret_files(env, known)
     try:
-        return Settings(**known)  # type: ignore[arg-type]
+        settings = Settings(**known)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        problems += _describe(exc, sources, failed)
+        raise SettingsError(problems) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings
 
 
-def _describe(exc: ValidationError) -> list[str]:
+def _read_secret_files(
+    env: Mapping[str, str], known: dict[str, str]
+) -> tuple[list[str], dict[str, str], set[str]]:
+    """Fill `known` from `<NAME>_FILE` secrets: (problems, name -> where it came from, names
+    whose file failed)."""
+    problems: list[str] = []
+    sources: dict[str, str] = {}
+    failed: set[str] = set()
+    for name in SECRET_SETTINGS:
+        variable = f"{name}_FILE"
+        path = env.get(variable, "")
+        if not path:
+            continue
+        if env.get(name, ""):
+            problems.append(f"both {name} and {variable} are set; set only one of them")
+            failed.add(name)
+            known.pop(name, None)
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            problems.append(f"cannot read {variable} file {path}: {reason}")
+            failed.add(name)
+            continue
+        except UnicodeDecodeError:
+            problems.append(f"cannot read {variable} file {path}: not UTF-8 text")
+            failed.add(name)
+            continue
+        known[name] = text.rstrip("\r\n")
+        sources[name] = f"{variable} file {path}"
+    return problems, sources, failed
+
+
+def _describe(
+    exc: ValidationError, sources: Mapping[str, str] | None = None, skip: set[str] | None = None
+) -> list[str]:
+    sources = sources or {}
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         name = ".".join(str(part) for part in error["loc"]) or "settings"
+        if name in (skip or ()):
+            continue  # its _FILE problem is already reported
         if error["type"] == "missing":
             problems.append(f"missing required setting {name}")
         else:
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"invalid setting {name}: {message}")
+            where = f" (from {sources[name]})" if name in sources else ""
+            problems.append(f"invalid setting {name}{where}: {message}")
     return problems

@@ -63,7 +63,9 @@ def open_request(event: GateEvent) -> str | None:
             reason = SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
             store.close(rt.db, request.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,))
             return request.id
-    if request.state == RequestState.PENDING and request.message_ts is None:
+    # Only the run that created the request posts it: a concurrent duplicate must not post
+    # twice. A post lost to a crash is re-sent by the sweep.
+    if created and request.state == RequestState.PENDING:
         post_request(rt, request)
     if created:
         supersede_older(rt, request)

@@ -8,13 +8,14 @@ workers every transition it makes is the same conditional one a click would make
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
 from redis.exceptions import RedisError
 from rq import Queue
 
-from bot import audit
+from bot import audit, reconcile
 from bot.runtime import Runtime
 from bot.store import queries
 from bot.store import requests as store
@@ -78,6 +79,9 @@ class Ticker(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        # The first reconciliation runs one interval after start, then every interval.
+        with contextlib.suppress(RedisError):
+            self.rt.redis.set(RECONCILE_KEY, "1", nx=True, ex=RECONCILE_EVERY_S)
         while not self.stopping.wait(self.every):
             self.tick()
 
@@ -85,8 +89,29 @@ class Ticker(threading.Thread):
         try:
             if self.rt.redis.set(TICK_KEY, "1", nx=True, ex=max(1, int(self.every) - 1)):
                 jobqueue.enqueue(self.queue, jobqueue.SWEEP, {}, job_id="sweep")
+            if self.rt.redis.set(RECONCILE_KEY, "1", nx=True, ex=RECONCILE_EVERY_S):
+                jobqueue.enqueue(self.queue, jobqueue.RECONCILE, {}, job_id="reconcile")
         except RedisError as exc:
             log.warning("sweep tick skipped, Redis unavailable: %s", type(exc).__name__)
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+RECONCILE_EVERY_S = 300
+RECONCILE_KEY = "approval-bot:reconcile-tick"
+
+
+def reconcile_gates(_payload: dict[str, object] | None = None) -> int:
+    """Open requests for gates GitLab shows waiting that have none (missed webhooks)."""
+    rt = runtime()
+    missing = reconcile.missing_requests(rt)
+    for event in missing:
+        log.warning(
+            "gate waiting without a request, opening it: %s pipeline %s job %s",
+            event["project_path"],
+            event["pipeline_id"],
+            event["job_id"],
+        )
+        jobs.open_request(event)
+    return len(missing)

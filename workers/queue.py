@@ -20,6 +20,7 @@ REJECT = "workers.jobs.reject"
 NOTIFY = "workers.jobs.notify"
 PIPELINE_UPDATE = "workers.jobs.pipeline_update"
 SWEEP = "workers.maintenance.sweep"
+RECONCILE = "workers.maintenance.reconcile_gates"
 
 
 def make_queue(redis: Redis) -> Queue:

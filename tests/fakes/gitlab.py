@@ -34,6 +34,7 @@ __all__ = ["Call", "FakeGitLab"]
 
 _PROJECT_ROUTE = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)(?P<rest>/.*)?$")
 _PLAYABLE_WHEN = ("manual", "delayed")
+_LISTS = ("/jobs", "/deployments", r"/repository/commits/([0-9a-f]+)/merge_requests")
 
 
 @dataclass
@@ -80,6 +81,8 @@ class FakeGitLab(FakeServer):
         self.pipelines: dict[int, dict[str, Any]] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
         self._plays: dict[int, int] = {}
+        self.deployments: list[dict[str, Any]] = []
+        self.merge_requests: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
 
@@ -165,6 +168,69 @@ class FakeGitLab(FakeServer):
                 when=build["when"],
                 allow_failure=build["allow_failure"],
             )
+
+    def add_deployment(
+        self,
+        project_id: int,
+        deployment_id: int,
+        pipeline_id: int,
+        sha: str,
+        environment: str = "production",
+        status: str = "success",
+        created_at: str = "2026-11-25T10:05:00.000Z",
+    ) -> dict[str, Any]:
+        """A deployment as GET /projects/:id/deployments lists it."""
+        with self._lock:
+            deployment = {
+                "id": deployment_id,
+                "iid": deployment_id,
+                "project_id": project_id,
+                "ref": "main",
+                "sha": sha,
+                "status": status,
+                "created_at": created_at,
+                "updated_at": created_at,
+                "environment": {"id": 1, "name": environment, "tier": "production"},
+                "deployable": {
+                    "id": deployment_id * 10,
+                    "status": status,
+                    "pipeline": {"id": pipeline_id, "sha": sha, "status": status},
+                },
+            }
+            self.deployments.append(deployment)
+            return deployment
+
+    def add_merge_request(
+        self,
+        project_id: int,
+        iid: int,
+        sha: str,
+        author: str,
+        merged_by: str | None = None,
+        merge_commit_sha: str | None = None,
+    ) -> dict[str, Any]:
+        """A merged merge request whose commits include `sha` (commits/:sha/merge_requests)."""
+        project = self.projects[project_id]
+        with self._lock:
+            mr = {
+                "id": project_id * 1000 + iid,
+                "iid": iid,
+                "project_id": project_id,
+                "title": f"MR !{iid}",
+                "state": "merged" if merged_by else "opened",
+                "sha": sha,
+                "merge_commit_sha": merge_commit_sha,
+                "author": {"id": 50 + iid, "username": author, "name": author.title()},
+                "merged_by": {"id": 80 + iid, "username": merged_by, "name": merged_by.title()}
+                if merged_by
+                else None,
+                "merge_user": {"id": 80 + iid, "username": merged_by, "name": merged_by.title()}
+                if merged_by
+                else None,
+                "web_url": f"{self.url}/{project['path_with_namespace']}/-/merge_requests/{iid}",
+            }
+            self.merge_requests.append(mr)
+            return mr
 
     def job(self, job_id: int) -> dict[str, Any]:
         """The live state dict of a job; tests may change `status` directly."""
@@ -315,12 +381,24 @@ class FakeGitLab(FakeServer):
         verb, path = call.method, call.path
         if verb == "GET" and path == "/api/v4/user":
             return dict(BOT_USER), 200
+        group = re.fullmatch(r"/api/v4/groups/([^/]+)/projects", path)
+        if verb == "GET" and group:
+            prefix = unquote(group[1]) + "/"
+            found = [
+                project_json(p, self.url)
+                for p in self.projects.values()
+                if p["path_with_namespace"].startswith(prefix)
+            ]
+            return found, 200
         match = _PROJECT_ROUTE.match(path)
         if match is None:
             return None
         rest = match["rest"] or ""
         routes: list[tuple[str, str]] = [
             ("GET", r""),
+            ("GET", r"/jobs"),
+            ("GET", r"/deployments"),
+            ("GET", r"/repository/commits/([0-9a-f]+)/merge_requests"),
             ("GET", r"/jobs/(\d+)"),
             ("POST", r"/jobs/(\d+)/play"),
             ("GET", r"/pipelines/(\d+)"),
@@ -331,9 +409,46 @@ class FakeGitLab(FakeServer):
             found = re.fullmatch(pattern, rest)
             if route_verb == verb and found:
                 project = self._project(unquote(match["project"]))
+                if pattern in _LISTS:
+                    return self._lists(pattern, project, found, call)
                 arg = int(found[1]) if found.groups() else 0
                 return self._endpoint(verb, pattern, project, arg, call)
         return None
+
+    def _lists(
+        self, pattern: str, project: dict[str, Any], found: re.Match[str], call: Call
+    ) -> tuple[Any, int]:
+        """Project-wide lists: jobs by scope, deployments, merge requests of a commit."""
+        if pattern == "/jobs":
+            scopes = call.query.get("scope[]", []) + call.query.get("scope", [])
+            jobs = [
+                j
+                for j in self.jobs.values()
+                if j["project_id"] == project["id"]
+                and not j["retried"]
+                and (not scopes or j["status"] in scopes)
+            ]
+            jobs.sort(key=lambda j: -j["id"])
+            return [self._job_json(j) for j in jobs], 200
+        if pattern == "/deployments":
+            env = call.query.get("environment", [None])[0]
+            status = call.query.get("status", [None])[0]
+            return [
+                d
+                for d in self.deployments
+                if d["project_id"] == project["id"]
+                and (env is None or d["environment"]["name"] == env)
+                and (status is None or d["status"] == status)
+            ], 200
+        sha = found[1]
+        return [
+            m
+            for m in self.merge_requests
+            if m["project_id"] == project["id"]
+            and m["merge_commit_sha"] == sha
+            or m["project_id"] == project["id"]
+            and m["sha"] == sha
+        ], 200
 
     def _endpoint(
         self, verb: str, pattern: str, project: dict[str, Any], arg: int, call: Call

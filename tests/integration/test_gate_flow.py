@@ -358,3 +358,39 @@ def test_our_own_play_is_not_a_bypass(live: Bot) -> None:
     time.sleep(1.5)
     kinds = [r["kind"] for r in live.ledger() if r["job_id"] == job_id]
     assert kinds == ["signoff"]
+
+
+def test_reconcile_opens_missed_gates_and_flags_unsigned_deployments(live: Bot) -> None:
+    # A gate waiting in GitLab whose webhook never arrived.
+    n = next(_ids)
+    missed_job = 600_000 + n * 10
+    missed = live.pipeline(pipeline_id=66_000 + n, gate_job_id=missed_job, ref="missed")
+    # One deployment signed off through the bot, one done behind its back.
+    signed_event, message, signed_job = gated(live)
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", request_id)
+    live.gitlab.wait_for("POST", rf"/jobs/{signed_job}/play", timeout=15)
+    wait_until(lambda: [r for r in live.ledger() if r["job_id"] == signed_job], 10, "sign-off")
+    live.gitlab.deployments.clear()
+    signed_pipeline = signed_event["object_attributes"]["id"]
+    live.gitlab.add_deployment(101, 7001, signed_pipeline, signed_event["object_attributes"]["sha"])
+    live.gitlab.add_deployment(101, 7002, 99_999, "b" * 40)
+
+    result = live.run("reconcile", "--since", "2026-01-01", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"job {missed_job}" in result.stdout
+    lines = result.stdout.splitlines()
+    assert any("deployment 7001" in line and "signed off" in line for line in lines)
+    assert any("deployment 7002" in line and "NO SIGN-OFF" in line for line in lines)
+    assert "1 of 2 production deployments" in result.stdout
+    posted = live.posted_request()
+    assert str(missed["object_attributes"]["id"]) in str(posted["blocks"])
+
+    # Nothing to open the second time; with only signed deployments, exit 0.
+    live.gitlab.deployments.pop()
+    again = live.run("reconcile", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"job {missed_job}" not in again.stdout
+    assert live.run("reconcile", "--since", "yesterday", check=False).returncode == 2

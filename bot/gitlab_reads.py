@@ -1,0 +1,192 @@
+"""Read-only GitLab calls for reconciliation and evidence: projects, waiting gate jobs,
+deployments, and the merge requests behind a commit."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from gitlab.exceptions import GitlabError
+
+from bot.gitlab import GitLabClient, GitLabError, _translate
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: int
+    path: str
+    web_url: str | None
+
+
+@dataclass(frozen=True)
+class WaitingJob:
+    """A manual job as the jobs API shows it, with its pipeline and commit."""
+
+    id: int
+    name: str
+    status: str
+    stage: str | None
+    pipeline_id: int
+    pipeline_status: str
+    pipeline_url: str | None
+    ref: str | None
+    sha: str | None
+    commit_title: str | None
+    commit_url: str | None
+    author_name: str | None
+    author_email: str | None
+    user_username: str | None
+    user_name: str | None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    sha: str | None
+    pipeline_id: int | None
+    status: str
+    created_at: str | None
+    environment: str | None
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    iid: int
+    web_url: str | None
+    author_username: str | None
+    merged_by_username: str | None
+
+
+GLOB_CHARS = "*?["
+
+
+def _attr(obj: Any, name: str) -> Any:
+    return getattr(obj, name, None) if not isinstance(obj, dict) else obj.get(name)
+
+
+class GitLabReads:
+    def __init__(self, client: GitLabClient) -> None:
+        self._gl = client.api
+
+    def _safely(self, what: str, call: Any) -> Any:
+        try:
+            return call()
+        except (GitlabError, requests.RequestException) as exc:
+            raise _translate(exc, what) from None
+
+    def projects_matching(self, pattern: str) -> Iterator[ProjectInfo]:
+        """Projects a policy `project` pattern covers: the path itself, or a glob resolved
+        against the projects of its fixed leading group."""
+        if not any(char in pattern for char in GLOB_CHARS):
+            try:
+                project = self._safely(pattern, lambda: self._gl.projects.get(pattern))
+            except GitLabError:
+                return
+            yield ProjectInfo(int(project.id), str(project.path_with_namespace), project.web_url)
+            return
+        fixed = pattern.split("/")
+        prefix = "/".join(
+            p
+            for p in fixed[
+                : next(i for i, p in enumerate(fixed) if any(c in p for c in GLOB_CHARS))
+            ]
+        )
+        if not prefix:
+            return  # a pattern with no fixed group would mean listing all of GitLab
+        group = self._gl.groups.get(prefix, lazy=True)
+        found = self._safely(
+            f"projects of {prefix}",
+            lambda: list(group.projects.list(include_subgroups=True, iterator=True)),
+        )
+        for project in found:
+            path = str(project.path_with_namespace)
+            if fnmatch.fnmatchcase(path.lower(), pattern.lower()):
+                yield ProjectInfo(int(project.id), path, project.web_url)
+
+    def waiting_jobs(self, project_id: int, name: str) -> list[WaitingJob]:
+        project = self._gl.projects.get(project_id, lazy=True)
+        jobs = self._safely(
+            f"manual jobs of {project_id}",
+            lambda: list(project.jobs.list(scope=["manual"], iterator=True)),
+        )
+        return [_waiting(job) for job in jobs if job.name == name and job.status == "manual"]
+
+    def deployments(self, project_id: int, environment: str, since: str | None) -> list[Deployment]:
+        project = self._gl.projects.get(project_id, lazy=True)
+        filters: dict[str, Any] = {"environment": environment, "status": "success"}
+        if since:
+            filters["updated_after"] = since
+        found = self._safely(
+            f"deployments of {project_id}",
+            lambda: list(project.deployments.list(iterator=True, **filters)),
+        )
+        return [_deployment(d) for d in found]
+
+    def merge_requests_of(self, project_id: int, sha: str) -> list[MergeRequest]:
+        project = self._gl.projects.get(project_id, lazy=True)
+        path = f"/projects/{project_id}/repository/commits/{sha}/merge_requests"
+        found = self._safely(
+            f"merge requests of {sha[:8]}", lambda: self._gl.http_list(path, get_all=True)
+        )
+        del project
+        return [
+            MergeRequest(
+                iid=int(mr["iid"]),
+                web_url=mr.get("web_url"),
+                author_username=(mr.get("author") or {}).get("username"),
+                merged_by_username=((mr.get("merge_user") or mr.get("merged_by")) or {}).get(
+                    "username"
+                ),
+            )
+            for mr in found
+        ]
+
+
+def _fixed_segments(pattern: str) -> list[str]:
+    """The leading path segments of a glob that contain no wildcard (its fixed group)."""
+    fixed = []
+    for segment in pattern.split("/"):
+        if any(char in segment for char in GLOB_CHARS):
+            break
+        fixed.append(segment)
+    return fixed
+
+
+def _waiting(job: Any) -> WaitingJob:
+    pipeline = job.pipeline or {}
+    commit = job.commit or {}
+    user = job.user or {}
+    return WaitingJob(
+        id=int(job.id),
+        name=str(job.name),
+        status=str(job.status),
+        stage=getattr(job, "stage", None),
+        pipeline_id=int(pipeline["id"]),
+        pipeline_status=str(pipeline.get("status") or "manual"),
+        pipeline_url=pipeline.get("web_url"),
+        ref=getattr(job, "ref", None) or pipeline.get("ref"),
+        sha=pipeline.get("sha") or commit.get("id"),
+        commit_title=commit.get("title"),
+        commit_url=commit.get("web_url"),
+        author_name=commit.get("author_name"),
+        author_email=commit.get("author_email"),
+        user_username=user.get("username"),
+        user_name=user.get("name"),
+    )
+
+
+def _deployment(deployment: Any) -> Deployment:
+    deployable = _attr(deployment, "deployable") or {}
+    pipeline = deployable.get("pipeline") or {}
+    environment = _attr(deployment, "environment") or {}
+    return Deployment(
+        id=int(_attr(deployment, "id")),
+        sha=_attr(deployment, "sha"),
+        pipeline_id=int(pipeline["id"]) if pipeline.get("id") is not None else None,
+        status=str(_attr(deployment, "status")),
+        created_at=_attr(deployment, "created_at"),
+        environment=environment.get("name"),
+    )
