@@ -444,10 +444,7 @@ class FakeGitLab(FakeServer):
         return [
             m
             for m in self.merge_requests
-            if m["project_id"] == project["id"]
-            and m["merge_commit_sha"] == sha
-            or m["project_id"] == project["id"]
-            and m["sha"] == sha
+            if m["project_id"] == project["id"] and sha in (m["sha"], m["merge_commit_sha"])
         ], 200
 
     def _endpoint(
