@@ -33,12 +33,19 @@ NOT_NEEDED = (
     "Your approval would not count: {held} approvals are already complete. Still needed: {missing}."
 )
 
-Relation = Literal["triggerer", "commit_author"]
+Relation = Literal["triggerer", "commit_author", "merge_request_author", "merged_by"]
 RELATION_TEXT: Mapping[str, str] = {
     "triggerer": "triggered this pipeline",
     "commit_author": "wrote the commit being deployed",
+    "merge_request_author": "opened the merge request that brought this change",
+    "merged_by": "merged the merge request that brought this change",
 }
-RELATION_NOUN: Mapping[str, str] = {"triggerer": "triggerer", "commit_author": "commit author"}
+RELATION_NOUN: Mapping[str, str] = {
+    "triggerer": "triggerer",
+    "commit_author": "commit author",
+    "merge_request_author": "merge request author",
+    "merged_by": "person who merged the merge request",
+}
 
 
 class DenialCode(StrEnum):
@@ -142,11 +149,9 @@ def check_separation(
     people: Iterable[ChangePerson],
     identities: Mapping[str, str],
 ) -> Denied | None:
-    """Separation of duties: those behind the change may not approve it."""
-    if not gate.forbid_self_approval:
-        return None
+    """Separation of duties: those behind the change, as the gate names them, may not approve."""
     unknown: list[ChangePerson] = []
-    for person in people:
+    for person in (p for p in people if p.relation in gate.duties):
         verdict = identify(clicker.slack_user_id, clicker.email, person, identities)
         if verdict == "same":
             text = RELATION_TEXT[person.relation]

@@ -162,6 +162,9 @@ class Role(_Model):
         return self
 
 
+Duty = Literal["triggerer", "commit_author", "merge_request_author", "merged_by"]
+
+
 class Gate(_Model):
     """A manual job (``job``) in matching projects that needs approvals before it may run."""
 
@@ -173,6 +176,15 @@ class Gate(_Model):
     expire_after: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=24)
     on_reject: Literal["cancel_pipeline", "leave"] = "cancel_pipeline"
     unknown_identity: Literal["deny", "allow"] = "deny"
+    # Who may not approve; unset: triggerer and commit author when forbid_self_approval.
+    separation_of_duties: tuple[Duty, ...] | None = None
+
+    @property
+    def duties(self) -> tuple[Duty, ...]:
+        """The people behind the change who may not approve it, in effect for this gate."""
+        if self.separation_of_duties is not None:
+            return self.separation_of_duties
+        return ("triggerer", "commit_author") if self.forbid_self_approval else ()
 
     @field_serializer("expire_after")
     def _dump_duration(self, value: timedelta) -> str:

@@ -10,6 +10,8 @@ from bot.approvals import Counted, Denied
 from bot.directory import identify_clicker
 from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
 from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retries
+from bot.gitlab_reads import GitLabReads
+from bot.policy import Gate
 from bot.runtime import Runtime
 from bot.store import queries
 from bot.store import requests as store
@@ -56,6 +58,8 @@ def open_request(event: GateEvent) -> str | None:
         log.info("no gate covers %s %s any more", event["project_path"], event["job_name"])
         return None
     fields = request_fields(event, gate, loaded.version, RequestState.PENDING)
+    if store.find_for_job(rt.db, event["project_id"], event["job_id"]) is None:
+        fields.update(merge_request_facts(rt, gate, event))
     request, created = store.create(rt.db, fields)
     if created:
         newer = queries.newer_request_for_ref(rt.db, request)
@@ -77,6 +81,30 @@ def open_request(event: GateEvent) -> str | None:
         created,
     )
     return request.id
+
+
+def merge_request_facts(rt: Runtime, gate: Gate, event: GateEvent) -> dict[str, Any]:
+    """Who opened and merged the merge request behind the commit, when the gate forbids them.
+
+    A GitLab error here fails the job, so RQ retries it: a request must not open with
+    separation of duties it cannot enforce.
+    """
+    if not {"merge_request_author", "merged_by"} & set(gate.duties) or not event["sha"]:
+        return {}
+    found = GitLabReads(rt.gitlab).merge_requests_of(event["project_id"], event["sha"])
+    if not found:
+        return {}
+    # A commit can reach production through several merge requests (into a release
+    # branch, then main): everyone who opened or merged any of them is excluded.
+    authors = sorted({mr.author_username for mr in found if mr.author_username})
+    mergers = sorted({mr.merged_by_username for mr in found if mr.merged_by_username})
+    shown = next((mr for mr in found if mr.merged_by_username), found[0])
+    return {
+        "merge_request_iid": shown.iid,
+        "merge_request_url": shown.web_url,
+        "merge_request_author_username": ",".join(authors) or None,
+        "merged_by_username": ",".join(mergers) or None,
+    }
 
 
 def post_request(rt: Runtime, request: ApprovalRequest) -> None:

@@ -39,7 +39,8 @@ def request_fields(
 
 
 def change_people(request: ApprovalRequest) -> list[ChangePerson]:
-    return [
+    """Everyone GitLab names behind the change; each gate's duties pick whom to exclude."""
+    people = [
         ChangePerson(
             "triggerer",
             username=request.triggered_by_username,
@@ -50,6 +51,13 @@ def change_people(request: ApprovalRequest) -> list[ChangePerson]:
             "commit_author", email=request.commit_author_email, name=request.commit_author_name
         ),
     ]
+    for username in (request.merge_request_author_username or "").split(","):
+        if username:
+            people.append(ChangePerson("merge_request_author", username=username))
+    for username in (request.merged_by_username or "").split(","):
+        if username:
+            people.append(ChangePerson("merged_by", username=username))
+    return people
 
 
 def _assignment(

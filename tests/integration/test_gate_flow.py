@@ -394,3 +394,63 @@ def test_reconcile_opens_missed_gates_and_flags_unsigned_deployments(live: Bot) 
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"job {missed_job}" not in again.stdout
     assert live.run("reconcile", "--since", "yesterday", check=False).returncode == 2
+
+
+def test_merge_request_author_and_merger_may_not_approve(live: Bot) -> None:
+    n = next(_ids)
+    event = live.pipeline(
+        project_id=303,
+        project_path="fintech/cards-api",
+        pipeline_id=77_000 + n,
+        gate_job_id=770_000 + n * 10,
+        sha=f"{77_000 + n:040x}",
+    )
+    sha = event["object_attributes"]["sha"]
+    live.gitlab.add_merge_request(303, 40 + n, sha, author="alice", merged_by="ravi")
+    assert live.webhook(event).status_code == 202
+    message = live.posted_request(
+        "C0CARDS",
+        count=len(
+            [
+                c
+                for c in live.slack.calls_to("chat.postMessage")
+                if c.params.get("channel") == "C0CARDS"
+            ]
+        )
+        or 1,
+    )
+    request_id = request_id_of(message)
+    live.click(RM2, "approve", request_id)
+    assert "merged the merge request" in live.wait_response(f"{RM2}-approve")
+    live.click(RM, "approve", request_id)
+    live.gitlab.wait_for("POST", rf"/jobs/{770_000 + n * 10}/play", timeout=15)
+
+
+def test_unknown_merger_is_denied_by_default(live: Bot) -> None:
+    n = next(_ids)
+    event = live.pipeline(
+        project_id=303,
+        project_path="fintech/cards-api",
+        pipeline_id=78_000 + n,
+        gate_job_id=780_000 + n * 10,
+        sha=f"{78_000 + n:040x}",
+    )
+    live.gitlab.add_merge_request(
+        303, 60 + n, event["object_attributes"]["sha"], author="alice", merged_by="zed"
+    )
+    assert live.webhook(event).status_code == 202
+    time.sleep(1)
+    message = live.posted_request(
+        "C0CARDS",
+        count=len(
+            [
+                c
+                for c in live.slack.calls_to("chat.postMessage")
+                if c.params.get("channel") == "C0CARDS"
+            ]
+        ),
+    )
+    live.click(RM, "approve", request_id_of(message))
+    reply = live.wait_response(f"{RM}-approve")
+    assert "cannot confirm" in reply
+    assert "zed" in reply

@@ -231,3 +231,40 @@ def test_order_of_clicks_does_not_matter(scenario) -> None:
         for order in itertools.permutations(distinct)
     }
     assert len(outcomes) <= 1
+
+
+MR_GATE = GATE.model_copy(
+    update={"separation_of_duties": ("triggerer", "merge_request_author", "merged_by")}
+)
+MR_PEOPLE = [
+    TRIGGERER,
+    AUTHOR,
+    ChangePerson("merge_request_author", username="alice"),
+    ChangePerson("merged_by", username="ravi"),
+]
+
+
+def test_merger_and_merge_request_author_may_not_approve() -> None:
+    identities = {"alice": "U5", "ravi": "U6"}
+    merger = decide_approval(MR_GATE, identities, clicker("U6", RM), MR_PEOPLE, [])
+    assert isinstance(merger, Denied)
+    assert "merged the merge request" in merger.message
+    author = decide_approval(MR_GATE, identities, clicker("U5", RM), MR_PEOPLE, [])
+    assert isinstance(author, Denied)
+    assert "opened the merge request" in author.message
+
+
+def test_duties_not_listed_are_not_enforced() -> None:
+    # The commit author (alice@example.com) may approve when the gate does not list it.
+    identities = {"alice": "U5", "ravi": "U6"}
+    result = decide_approval(
+        MR_GATE, identities, clicker("U1", RM, email="alice@example.com"), MR_PEOPLE, []
+    )
+    assert isinstance(result, Granted)
+
+
+def test_unmapped_merger_is_unknown() -> None:
+    result = decide_approval(MR_GATE, {"alice": "U5"}, clicker("U1", RM), MR_PEOPLE, [])
+    assert isinstance(result, Denied)
+    assert result.code == DenialCode.UNKNOWN_IDENTITY
+    assert "ravi" in result.message
