@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = ledger_sub.add_parser("export", help="write the sign-off evidence")
     export.add_argument("--format", choices=["json", "csv"], required=True)
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--since", help="records from DATE (YYYY-MM-DD or ISO 8601, UTC)")
+    export.add_argument("--until", help="records before DATE (YYYY-MM-DD or ISO 8601, UTC)")
+    export.add_argument("--project", help="only this project path (globs allowed)")
     return parser
 
 
@@ -151,7 +154,7 @@ def _parse_since(since: str | None) -> str | None:
         raise CliError(f"--since {since!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def config_check(path: Path | None, out: TextIO = sys.stdout) -> int:
@@ -209,15 +212,18 @@ def ledger_command(args: argparse.Namespace) -> int:
     try:
         with db.sessions() as session:
             if args.ledger_command == "verify":
-                result = ledger.verify(session)
+                result = ledger.verify(session, _ledger_key())
                 print(result)
                 return EXIT_OK if result.ok else EXIT_FAILED
             write = ledger.export_json if args.format == "json" else ledger.export_csv
+            only = ledger.ExportFilter(
+                since=_parse_since(args.since), until=_parse_since(args.until), project=args.project
+            )
             if args.output is None:
-                write(session, sys.stdout)
+                write(session, sys.stdout, only)
             else:
                 with args.output.open("w", encoding="utf-8", newline="") as out:
-                    count = write(session, out)
+                    count = write(session, out, only)
                 print(f"wrote {count} records to {args.output}", file=sys.stderr)
             return EXIT_OK
     except CliError:
@@ -228,6 +234,19 @@ def ledger_command(args: argparse.Namespace) -> int:
         ) from None
     finally:
         db.dispose()
+
+
+def _ledger_key() -> str | None:
+    """LEDGER_HMAC_KEY (or the file LEDGER_HMAC_KEY_FILE names), for signature checks."""
+    import os
+
+    path = os.environ.get("LEDGER_HMAC_KEY_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise CliError(f"cannot read LEDGER_HMAC_KEY_FILE {path}: {exc.strerror}") from None
+    return os.environ.get("LEDGER_HMAC_KEY") or None
 
 
 def _first_line(exc: BaseException) -> str:

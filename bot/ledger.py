@@ -9,7 +9,9 @@ state change they record.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ EXPORT_FIELDS = (
     "environment",
     "ref",
     "sha",
+    "triggered_by",
+    "commit_author",
     "pipeline_id",
     "pipeline_url",
     "job_id",
@@ -45,6 +49,20 @@ EXPORT_FIELDS = (
     "hash",
 )
 VERIFY_BATCH = 5000
+
+
+_signing_key: bytes | None = None
+
+
+def set_signing_key(key: str | None) -> None:
+    """Sign every entry this process appends (LEDGER_HMAC_KEY), so that someone with
+    database access alone cannot rewrite the whole chain consistently."""
+    global _signing_key  # noqa: PLW0603 - process-wide, set once at startup
+    _signing_key = key.encode() if key else None
+
+
+def sign(digest: str, key: bytes) -> str:
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
 
 
 class LedgerError(Exception):
@@ -105,6 +123,7 @@ def append(
         body=canonical(record),
         prev_hash=head.hash,
         hash=digest,
+        signature=sign(digest, _signing_key) if _signing_key else None,
     )
     session.add(entry)
     head.sequence = sequence
@@ -134,13 +153,23 @@ def _stream(session: Session) -> Iterator[LedgerEntry]:
         session.expunge_all()
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the chain from the first entry; report the first entry that does not hold."""
+def verify(session: Session, key: str | None = None) -> VerifyResult:
+    """Walk the chain from the first entry; report the first entry that does not hold.
+
+    With the signing key, every entry from the first signed one on must carry a valid
+    signature: a chain recomputed without the key fails there.
+    """
     expected_sequence = 1
     prev_hash = GENESIS_HASH
     checked = 0
+    signed_since: int | None = None
+    secret = key.encode() if key else None
     for entry in _stream(session):
         problem = _check_entry(entry, expected_sequence, prev_hash)
+        if problem is None and secret is not None:
+            problem = _check_signature(entry, secret, signed_since)
+            if entry.signature and signed_since is None:
+                signed_since = entry.sequence
         if problem is not None:
             bad, reason = problem
             return VerifyResult(False, checked, bad, reason)
@@ -174,20 +203,54 @@ def _check_entry(entry: LedgerEntry, expected: int, prev_hash: str) -> tuple[int
     return None
 
 
-def records(session: Session) -> Iterator[dict[str, Any]]:
+def _check_signature(
+    entry: LedgerEntry, key: bytes, signed_since: int | None
+) -> tuple[int, str] | None:
+    if entry.signature is None:
+        if signed_since is not None:
+            return entry.sequence, f"signature missing (records are signed since {signed_since})"
+        return None
+    if not hmac.compare_digest(entry.signature, sign(entry.hash, key)):
+        return entry.sequence, "signature does not match (rewritten without the signing key?)"
+    return None
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which records to export: recorded since/until (ISO 8601, UTC) and a project glob."""
+
+    since: str | None = None
+    until: str | None = None
+    project: str | None = None
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        recorded = str(record.get("recorded_at") or "")
+        if self.since and recorded < self.since:
+            return False
+        if self.until and recorded >= self.until:
+            return False
+        if self.project:
+            project = str(record.get("project") or "")
+            return fnmatch.fnmatchcase(project.lower(), self.project.lower())
+        return True
+
+
+def records(session: Session, only: ExportFilter | None = None) -> Iterator[dict[str, Any]]:
     """Export rows: the hashed body plus the chain fields."""
     for entry in _stream(session):
         record = json.loads(entry.body)
+        if only is not None and not only.accepts(record):
+            continue
         record["prev_hash"] = entry.prev_hash
         record["hash"] = entry.hash
         yield {name: record.get(name) for name in EXPORT_FIELDS}
 
 
-def export_json(session: Session, out: IO[str]) -> int:
+def export_json(session: Session, out: IO[str], only: ExportFilter | None = None) -> int:
     """A JSON array, written record by record so large ledgers do not fill memory."""
     count = 0
     out.write("[")
-    for record in records(session):
+    for record in records(session, only):
         out.write(",\n" if count else "\n")
         out.write(json.dumps(record, ensure_ascii=False))
         count += 1
@@ -195,11 +258,11 @@ def export_json(session: Session, out: IO[str]) -> int:
     return count
 
 
-def export_csv(session: Session, out: IO[str]) -> int:
+def export_csv(session: Session, out: IO[str], only: ExportFilter | None = None) -> int:
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
     writer.writeheader()
     count = 0
-    for record in records(session):
+    for record in records(session, only):
         approvers = record.get("approvers") or []
         row = dict(record)
         row["approvers"] = ";".join(f"{a['slack_user_id']}:{a['role']}" for a in approvers)

@@ -128,6 +128,8 @@ class LedgerEntry(Base):
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC-SHA256 of `hash` with LEDGER_HMAC_KEY, when one is configured.
+    signature: Mapped[str | None] = mapped_column(String(64))
 
 
 class LedgerHead(Base):
