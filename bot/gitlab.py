@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GITLAB_TIMEOUT_S = 10
+COMMIT_STATUS_NAME = "compliance/sign-off"
 PLAY_RETRY_WINDOW_S = 60.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
@@ -101,6 +102,42 @@ class GitLabClient:
             pipeline.cancel()
         except (GitlabError, requests.RequestException) as exc:
             raise _translate(exc, f"cancel pipeline {pipeline_id}") from None
+
+    def set_commit_status(
+        self,
+        project_id: int,
+        sha: str,
+        state: str,
+        description: str,
+        target_url: str | None,
+        pipeline_id: int | None = None,
+    ) -> None:
+        """The `compliance/sign-off` status on the commit (shown on the commit and its MR)."""
+        data: dict[str, object] = {
+            "state": state,
+            "name": COMMIT_STATUS_NAME,
+            "description": description[:255],
+        }
+        if target_url:
+            data["target_url"] = target_url
+        if pipeline_id is not None:
+            data["pipeline_id"] = pipeline_id
+        self._post(f"/projects/{project_id}/statuses/{sha}", data, f"status of {sha[:8]}")
+
+    def comment(self, project_id: int, sha: str, merge_request_iid: int | None, text: str) -> None:
+        """A note on the merge request that brought the commit, else on the commit."""
+        if merge_request_iid is not None:
+            path = f"/projects/{project_id}/merge_requests/{merge_request_iid}/notes"
+            self._post(path, {"body": text}, f"note on !{merge_request_iid}")
+        else:
+            path = f"/projects/{project_id}/repository/commits/{sha}/comments"
+            self._post(path, {"note": text}, f"comment on {sha[:8]}")
+
+    def _post(self, path: str, data: dict[str, object], what: str) -> None:
+        try:
+            self._gl.http_post(path, post_data=data)
+        except (GitlabError, requests.RequestException) as exc:
+            raise _translate(exc, what) from None
 
 
 def backoff_delays(base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S) -> Iterator[float]:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,7 +120,7 @@ class Settings(BaseSettings):
         for url in (self.REDIS_URL, self.DATABASE_URL):
             password = url_password(url)
             if password:
-                values.append(password)
+                values += [password, unquote(password)]
         return values
 
     @property
@@ -153,12 +154,11 @@ def decode_signing_key(text: str) -> bytes:
 
 def url_password(url: str) -> str | None:
     """The password in a URL's user info (`scheme://user:password@host`), if any."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
         return None
-    userinfo = rest.split("/", 1)[0].rsplit("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
-    _, colon, password = userinfo.partition(":")
-    return password if colon and password else None
+    return password or None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -120,6 +120,10 @@ class SlackClient:
         channel = self._call("conversations.open", users=user)["channel"]["id"]
         self._call("chat.postMessage", channel=channel, text=text)
 
+    def permalink(self, channel: str, ts: str) -> str:
+        data = self._web_get("chat.getPermalink", channel=channel, message_ts=ts)
+        return str(data["permalink"])
+
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)
 

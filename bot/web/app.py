@@ -9,9 +9,11 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from bot.logs import register_secrets
 from bot.runtime import Runtime
-from bot.web import gitlab_hooks, health, slack_routes
-from bot.web.support import error, install
+from bot.web import gitlab_hooks, health, request_context, slack_routes
+from bot.web.metrics import app_registry
+from bot.web.support import METRICS_KEY, edge, error, install
 from workers.queue import make_queue
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,11 @@ def create_app(runtime: Runtime) -> Flask:
     app = Flask("approval_bot")
     # Werkzeug enforces this too, for bodies sent without Content-Length.
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.MAX_BODY_BYTES
+    register_secrets(runtime.settings.secret_values())
     install(app, runtime, make_queue(runtime.redis))
+    with app.app_context():
+        app.extensions[METRICS_KEY] = app_registry(edge())
+    request_context.install(app)
     app.register_blueprint(gitlab_hooks.blueprint)
     app.register_blueprint(slack_routes.blueprint)
     app.register_blueprint(health.blueprint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import approvals
 from bot.directory import roles_of
+from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.store import requests as store
 from bot.store.models import RequestState, utcnow
@@ -11,11 +12,23 @@ from bot.store.models import RequestState, utcnow
 HELP = (
     "*/approvals* — compliance approvals\n"
     "• `/approvals pending` — open approval requests (admins and approvers)\n"
-    "• `/approvals whoami` — your roles in the approver policy\n"
+    "• `/approvals whoami` — your roles in the approver policy and the gates you may approve\n"
+    "• `/approvals policy [project]` — who may approve each gate, or only the gates of a "
+    "project (admins)\n"
     "• `/approvals help` — this text"
 )
 NOT_ALLOWED = "Only policy admins and approvers may list pending approvals."
 NONE_PENDING = "No approval requests are waiting."
+POLICY_NOT_ALLOWED = (
+    "Only policy admins may view the approver policy here ({admins}); "
+    "ask one of them, or read the policy file in the bot's configuration."
+)
+NO_ADMINS = "the policy names no admins"
+NO_GATE_FOR = "No gate of the policy (version `{version}`) covers project `{project}`."
+# Slack shows at most 3000 characters in a section: every answer stays below that.
+MAX_TEXT = 3000
+MAX_MEMBERS_SHOWN = 25
+ON_REJECT = {"cancel_pipeline": "cancel the pipeline", "leave": "leave the pipeline waiting"}
 
 
 def answer(rt: Runtime, user_id: str, text: str) -> str:
@@ -25,15 +38,28 @@ def answer(rt: Runtime, user_id: str, text: str) -> str:
         return whoami(rt, user_id)
     if command == "pending":
         return pending(rt, user_id)
+    if command == "policy":
+        return policy_view(rt, user_id, words[1] if len(words) > 1 else None)
     return HELP
 
 
 def whoami(rt: Runtime, user_id: str) -> str:
     policy = rt.policy.current.policy
-    roles = sorted(roles_of(policy, rt.slack, user_id))
+    roles = roles_of(policy, rt.slack, user_id)
     admin = " You are a policy admin." if policy.is_admin(user_id) else ""
-    held = ", ".join(roles) if roles else "no approver role"
-    return f"You are <@{user_id}>: {held}.{admin}"
+    held = ", ".join(sorted(roles)) if roles else "no approver role"
+    head = f"You are <@{user_id}>: {held}.{admin}"
+    approvable = [
+        f"• `{gate.project}` job `{gate.job}` as {' or '.join(sorted(mine))}"
+        for gate in policy.gates
+        if (mine := roles & set(approvals.gate_roles(gate)))
+    ]
+    if approvable:
+        head += "\nYou may approve (and reject) these gates:"
+    else:
+        head += "\nYou may approve no gate."
+    foot = "As a policy admin you may reject any gate." if policy.is_admin(user_id) else ""
+    return _fit(head, approvable, foot)
 
 
 def pending(rt: Runtime, user_id: str) -> str:
@@ -67,3 +93,71 @@ def pending(rt: Runtime, user_id: str) -> str:
             f"• {row.project_path} {link} (`{row.ref}`), {age_min} min old — needs {missing}"
         )
     return "\n".join(lines)
+
+
+def policy_view(rt: Runtime, user_id: str, project: str | None) -> str:
+    """The policy in force, gate by gate (admins only), optionally for one project."""
+    loaded = rt.policy.current
+    policy = loaded.policy
+    if not policy.is_admin(user_id):
+        admins = ", ".join(f"<@{a}>" for a in policy.admins[:10]) or NO_ADMINS
+        return POLICY_NOT_ALLOWED.format(admins=admins)
+    version = loaded.version[:12]
+    gates = list(policy.gates) if project is None else policy.gates_for_project(project)
+    if not gates:
+        return NO_GATE_FOR.format(version=version, project=project)
+    scope = "" if project is None else f" for `{project}`"
+    header = f"*Approver policy* version `{version}`: {len(gates)} gate(s){scope}"
+    return _fit(header, [describe_gate(policy, gate) for gate in gates])
+
+
+def describe_gate(policy: Policy, gate: Gate) -> str:
+    lines = [f"*`{gate.project}`* job `{gate.job}` → <#{gate.channel}>"]
+    for rule in gate.require:
+        lines.append(f"  • {rule.count} × {rule.role}: {_holders(policy, rule.role)}")  # noqa: RUF001
+    duties = getattr(gate, "duties", None)
+    if duties is None:
+        duties = ("triggerer", "commit_author") if gate.forbid_self_approval else ()
+    if duties:
+        excluded = ", ".join(str(d).replace("_", " ") for d in duties)
+        separation = f"forbid_self_approval: true (may not approve: {excluded})"
+    else:
+        separation = "forbid_self_approval: false"
+    lines.append(
+        f"  {separation} · unknown_identity: {gate.unknown_identity}"
+        f" · expire_after: {gate.expire_after_text}"
+        f" · on_reject: {gate.on_reject} ({ON_REJECT.get(gate.on_reject, gate.on_reject)})"
+    )
+    return "\n".join(lines)
+
+
+def _holders(policy: Policy, role_name: str) -> str:
+    role = policy.roles.get(role_name)
+    if role is None:
+        return "(unknown role)"
+    shown = [f"<@{m}>" for m in role.members] + [f"<!subteam^{g}>" for g in role.usergroups]
+    if len(shown) > MAX_MEMBERS_SHOWN:
+        more = len(shown) - MAX_MEMBERS_SHOWN
+        shown = [*shown[:MAX_MEMBERS_SHOWN], f"…and {more} more"]
+    return ", ".join(shown) or "nobody"
+
+
+def _fit(head: str, items: list[str], foot: str = "") -> str:
+    """`head`, as many whole `items` as fit in MAX_TEXT with "…and N more gate(s)", `foot`."""
+    text = head
+    tail = f"\n{foot}" if foot else ""
+    for index, item in enumerate(items):
+        left_after = len(items) - index - 1
+        reserve = len(_more(left_after)) + 1 if left_after else 0
+        if len(text) + 1 + len(item) + reserve + len(tail) > MAX_TEXT:
+            return _clip(f"{text}\n{_more(len(items) - index)}{tail}")
+        text = f"{text}\n{item}"
+    return _clip(text + tail)
+
+
+def _more(count: int) -> str:
+    return f"…and {count} more gate" + ("s" if count != 1 else "")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"

@@ -25,7 +25,13 @@ from bot.events import (
     parse_pipeline,
 )
 from bot.policy import Policy
-from bot.web.security import gitlab_token_ok
+from bot.web.security import (
+    WEBHOOK_ID,
+    WEBHOOK_SIGNATURE,
+    WEBHOOK_TIMESTAMP,
+    gitlab_signature_ok,
+    gitlab_token_ok,
+)
 from bot.web.support import BodyTooLarge, Edge, answer, edge, error, read_body
 from workers import queue as jobs
 
@@ -56,11 +62,22 @@ def gitlab_webhook() -> tuple[Response, int]:
     if not gitlab_token_ok(
         request.headers.get("X-Gitlab-Token"), settings.GITLAB_WEBHOOK_SECRET.get_secret_value()
     ):
+        log.info("webhook refused: missing or invalid X-Gitlab-Token")
         return _count("unauthorized", error(401, "missing or invalid X-Gitlab-Token"))
     try:
         body = read_body(settings.MAX_BODY_BYTES)
     except BodyTooLarge:
         return _count("too_large", error(413, f"body larger than {settings.MAX_BODY_BYTES} bytes"))
+    signing_key = settings.webhook_signing_key
+    if signing_key is not None and not gitlab_signature_ok(
+        body,
+        request.headers.get(WEBHOOK_ID),
+        request.headers.get(WEBHOOK_TIMESTAMP),
+        request.headers.get(WEBHOOK_SIGNATURE),
+        signing_key,
+    ):
+        log.info("webhook refused: missing, invalid or stale webhook-signature")
+        return _count("bad_signature", error(401, "missing, invalid or stale webhook-signature"))
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -77,7 +94,10 @@ def gitlab_webhook() -> tuple[Response, int]:
         return _count("bad_request", error(400, str(exc)))
     if isinstance(sightings, str):
         return _ignored(sightings)
-    return _route(ctx, sightings, request.headers.get("Idempotency-Key"))
+    key = request.headers.get("Idempotency-Key")
+    if key is None and signing_key is not None:
+        key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
+    return _route(ctx, sightings, key)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from bot.web.support import answer, edge
+from bot.web.metrics import exposition
+from bot.web.support import METRICS_KEY, answer, edge
 
 blueprint = Blueprint("health", __name__)
 
@@ -24,4 +25,6 @@ def readyz() -> tuple[Response, int]:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    registry = current_app.extensions[METRICS_KEY]
+    assert isinstance(registry, CollectorRegistry)
+    return Response(exposition(registry), mimetype=CONTENT_TYPE_LATEST)

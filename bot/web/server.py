@@ -7,10 +7,23 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from bot.runtime import Runtime
 
 GRACEFUL_TIMEOUT_S = 30
+
+
+class JsonLogger(GunicornLogger):  # type: ignore[misc]
+    """Gunicorn's own lines through the root handler (bot.logs): JSON, secrets redacted."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                if getattr(handler, "_gunicorn", False):
+                    log.removeHandler(handler)
+            log.propagate = True
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
@@ -34,6 +47,7 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",
+            "logger_class": JsonLogger,
             "loglevel": "info",
             "proc_name": "approval-bot-web",
             # No gunicornc control socket: a shared default path would clash between instances.

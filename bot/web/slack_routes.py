@@ -79,6 +79,7 @@ def interactions() -> tuple[Response, int] | Response:
         if not isinstance(payload, dict):
             raise ValueError
     except Unverified as exc:
+        log.info("Slack interaction refused (%d): %s", exc.status, exc)
         INTERACTIONS.labels("interaction", "refused").inc()
         return error(exc.status, str(exc))
     except ValueError:
@@ -185,6 +186,7 @@ def slash_commands() -> tuple[Response, int]:
     try:
         form = _verified_form(ctx)
     except Unverified as exc:
+        log.info("Slack command refused (%d): %s", exc.status, exc)
         INTERACTIONS.labels("command", "refused").inc()
         return error(exc.status, str(exc))
     user_id = form.get("user_id", "")

@@ -14,6 +14,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot.runtime import Runtime
 
 READINESS_CACHE_S = 1.0
+EDGE_KEY = "approval_bot"
+METRICS_KEY = "approval_bot_metrics"
 
 
 @dataclass
@@ -48,13 +50,13 @@ class Edge:
 
 
 def edge() -> Edge:
-    value = current_app.extensions["approval_bot"]
+    value = current_app.extensions[EDGE_KEY]
     assert isinstance(value, Edge)
     return value
 
 
 def install(app: Flask, runtime: Runtime, queue: Queue) -> None:
-    app.extensions["approval_bot"] = Edge(runtime, queue, Readiness(runtime))
+    app.extensions[EDGE_KEY] = Edge(runtime, queue, Readiness(runtime))
 
 
 def error(status: int, message: str) -> tuple[Response, int]:
