@@ -9,7 +9,7 @@ from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState
-from workers.support import refresh_message, request_fields
+from workers.support import announce, request_fields
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def check(rt: Runtime, event: GateEvent, request: ApprovalRequest | None) -> str
         event["job_status"],
         entry.sequence,
     )
-    refresh_message(rt, recorded, None)
+    announce(rt, recorded, None)
     _alert(rt, recorded, event["job_status"])
     return "bypass"
 

@@ -16,15 +16,18 @@ from bot.runtime import Runtime
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import bypass
+from workers import bypass, writeback
 from workers.context import runtime
 from workers.support import (
+    announce,
     approver_records,
     change_people,
+    counted,
     notify_thread,
     refresh_message,
     render,
     request_fields,
+    signoff_note,
     tell,
 )
 
@@ -114,6 +117,7 @@ def post_request(rt: Runtime, request: ApprovalRequest) -> None:
     ts = rt.slack.post_message(request.channel, text, blocks)
     store.set_message(rt.db, request.id, request.channel, ts)
     request.message_ts = ts
+    writeback.schedule(rt, request)
 
 
 def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
@@ -126,9 +130,10 @@ def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
             rt.db, older.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,)
         )
         if closed is not None:
-            refresh_message(rt, closed, None)
+            announce(rt, closed, None)
 
 
+@counted("decisions_total", "outcome")
 def approve(click: dict[str, Any]) -> str:
     """Decide an Approve click; play the gate when it completes the quorum."""
     rt = runtime()
@@ -181,6 +186,7 @@ def approve(click: dict[str, Any]) -> str:
     return finish_approved(rt, request.id)
 
 
+@counted("plays_total", "result")
 def finish_approved(rt: Runtime, request_id: str) -> str:
     """Play the gate of an approved request exactly once, then record the sign-off."""
     before = store.get(rt.db, request_id)
@@ -201,14 +207,14 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
     except GitLabError as exc:
         closed = store.close(rt.db, request_id, RequestState.CLOSED, PLAY_REFUSED.format(error=exc))
         if closed is not None:
-            refresh_message(rt, closed, None)
+            announce(rt, closed, None)
         log.error("play refused for %s: %s", request_id, exc)
         return "play-refused"
     if not result.played:
         reason = JOB_MOVED_ON.format(status=result.status)
         closed = store.close(rt.db, request_id, RequestState.CLOSED, reason)
         if closed is not None:
-            refresh_message(rt, closed, None)
+            announce(rt, closed, None)
         return "job-moved-on"
     gate = rt.policy.current.policy.gate_for(before.project_path, before.job_name)
     audit_url = rt.settings.AUDIT_API_URL
@@ -221,10 +227,11 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         request_id,
         entry.sequence if entry else None,
     )
-    refresh_message(rt, played, gate)
+    announce(rt, played, gate, note=signoff_note(played, approvers, entry))
     return "played"
 
 
+@counted("decisions_total", "outcome")
 def reject(submission: dict[str, Any]) -> str:
     """Record a rejection (with its reason), never play, and stop the release if asked."""
     rt = runtime()
@@ -253,7 +260,7 @@ def reject(submission: dict[str, Any]) -> str:
     if entry is None:
         tell(rt, reply, ALREADY_DECIDED.format(state=rejected.state))
         return str(rejected.state)
-    refresh_message(rt, rejected, gate)
+    announce(rt, rejected, gate)
     notify_thread(
         rt,
         rejected,
@@ -307,7 +314,7 @@ def pipeline_update(event: GateEvent) -> str:
         return "still-waiting"
     closed = store.close(rt.db, request.id, RequestState.CLOSED, reason, (RequestState.PENDING,))
     if closed is not None:
-        refresh_message(rt, closed, None)
+        announce(rt, closed, None)
     return "closed"
 
 
@@ -321,4 +328,4 @@ def expire(rt: Runtime, request: ApprovalRequest) -> None:
         (RequestState.PENDING,),
     )
     if closed is not None:
-        refresh_message(rt, closed, None)
+        announce(rt, closed, None)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from typing import Any
 
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from bot.logs import bind_request_id, clear_request_id, register_secrets
 from bot.policy_audit import start_policy_watch
 from bot.runtime import Runtime
 from workers.context import set_runtime
 from workers.maintenance import Ticker
-from workers.queue import make_queue
+from workers.queue import REQUEST_ID_META, make_queue
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,39 @@ def redact(url: str) -> str:
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def bind_job(job: Job) -> None:
+    """Log the job's lines with the id of the request that queued it (else the job's id)."""
+    meta = job.meta if isinstance(job.meta, dict) else {}
+    request_id = meta.get(REQUEST_ID_META)
+    if not isinstance(request_id, str) or not request_id:
+        request_id = f"job:{job.id}"
+    bind_request_id(request_id, job_id=job.id)
+
+
+class RequestQueue(Queue):
+    """Binds a dequeued job's request id at once, so RQ's "dequeued" line carries it too."""
+
+    @classmethod
+    def dequeue_any(cls, *args: Any, **kwargs: Any) -> tuple[Job, Queue] | None:
+        result = super().dequeue_any(*args, **kwargs)
+        if result is not None:
+            bind_job(result[0])
+        return result
+
+
+class Worker(SimpleWorker):
+    """RQ's in-process worker, with each job's log lines naming its request id."""
+
+    queue_class = RequestQueue
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        bind_job(job)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            clear_request_id()
 
 
 class _Stop(Exception):
@@ -69,15 +105,17 @@ def wait_for_redis(runtime: Runtime) -> bool:
 
 def run_worker(runtime: Runtime, burst: bool = False) -> int:
     set_runtime(runtime)
+    register_secrets(runtime.settings.secret_values())
     if not wait_for_redis(runtime):
         return 0
     # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
     # once, and a killed job is recovered from the database state machine, not by RQ.
-    queue = make_queue(runtime.redis)
-    worker = SimpleWorker(
+    queue = make_queue(runtime.redis, RequestQueue)
+    worker = Worker(
         [queue],
         connection=runtime.redis,
         serializer=JSONSerializer,
+        queue_class=RequestQueue,
         log_job_description=False,
         # Jobs of a worker that died are found and retried within a minute, not ten.
         maintenance_interval=MAINTENANCE_INTERVAL_S,

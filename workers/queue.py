@@ -9,6 +9,8 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from bot.logs import current_request_id
+
 QUEUE_NAME = "approval-bot"
 JOB_TIMEOUT_S = 300
 # RQ re-runs a failed job after these delays; every job is idempotent, so a re-run is safe.
@@ -21,14 +23,35 @@ NOTIFY = "workers.jobs.notify"
 PIPELINE_UPDATE = "workers.jobs.pipeline_update"
 SWEEP = "workers.maintenance.sweep"
 RECONCILE = "workers.maintenance.reconcile_gates"
+WRITEBACK = "workers.writeback.update"
+# The id of the HTTP request (or job) that led to a job, in the job's meta: the worker binds
+# it to the job's log lines, so one id follows a webhook or a click through web and worker.
+REQUEST_ID_META = "request_id"
 
 
-def make_queue(redis: Redis) -> Queue:
+def make_queue(redis: Redis, queue_class: type[Queue] = Queue) -> Queue:
     # JSON, not pickle: a job payload can never carry code.
-    return Queue(
+    return queue_class(
         QUEUE_NAME, connection=redis, serializer=JSONSerializer, default_timeout=JOB_TIMEOUT_S
     )
 
 
-def enqueue(queue: Queue, function: str, payload: dict[str, Any], job_id: str | None = None) -> Job:
-    return queue.enqueue_call(function, args=(payload,), job_id=job_id, retry=RETRY)
+def enqueue(
+    queue: Queue,
+    function: str,
+    payload: dict[str, Any],
+    job_id: str | None = None,
+    request_id: str | None = None,
+) -> Job:
+    """Queue `function(payload)`; `request_id` defaults to the one being logged (the HTTP
+    request or job in progress). The description is the function name only: RQ would
+    otherwise store and show the payload."""
+    request_id = request_id or current_request_id()
+    return queue.enqueue_call(
+        function,
+        args=(payload,),
+        job_id=job_id,
+        retry=RETRY,
+        description=function,
+        meta={REQUEST_ID_META: request_id} if request_id else None,
+    )

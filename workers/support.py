@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
-from bot import approvals
+from bot import approvals, metrics
 from bot.approvals import ChangePerson, Counted
 from bot.blocks import ApprovalLine, request_message
 from bot.events import GateEvent
@@ -14,9 +16,10 @@ from bot.policy import Gate
 from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store import requests as store
-from bot.store.models import ApprovalRequest, RequestState, utcnow
+from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 
 def request_fields(
@@ -92,6 +95,49 @@ def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[st
         ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
     ]
     return request_message(request, lines, missing)
+
+
+def counted(counter: str, label: str) -> Callable[[Callable[P, str]], Callable[P, str]]:
+    """Count each run of a job in a Redis counter (exposed by the web's /metrics), labelled
+    with what the job returned ("granted", "denied:self_approval", "played", …)."""
+
+    def wrap(job: Callable[P, str]) -> Callable[P, str]:
+        @functools.wraps(job)
+        def run(*args: P.args, **kwargs: P.kwargs) -> str:
+            result = job(*args, **kwargs)
+            rt = args[0] if args and isinstance(args[0], Runtime) else None
+            from workers.context import runtime
+
+            metrics.incr((rt or runtime()).redis, counter, {label: result})
+            return result
+
+        return run
+
+    return wrap
+
+
+def announce(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, note: str | None = None
+) -> None:
+    """A request changed state: update its Slack message and GitLab's commit status."""
+    from workers import writeback
+
+    refresh_message(rt, request, gate)
+    writeback.schedule(rt, request, note)
+
+
+def signoff_note(
+    request: ApprovalRequest, approvers: list[dict[str, Any]], entry: LedgerEntry | None
+) -> str:
+    names = ", ".join(
+        f"{a.get('name') or a['slack_user_id']} ({a.get('role') or 'approver'})" for a in approvers
+    )
+    record = f" Ledger record #{entry.sequence}, hash `{entry.hash[:16]}…`." if entry else ""
+    return (
+        f":white_check_mark: **compliance/sign-off**: pipeline #{request.pipeline_id} "
+        f"(`{(request.sha or '')[:8]}`) was approved in Slack by {names} and the gate job "
+        f"was played by approval-bot.{record}"
+    )
 
 
 def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> None:

@@ -35,6 +35,11 @@ __all__ = ["Call", "FakeGitLab"]
 _PROJECT_ROUTE = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)(?P<rest>/.*)?$")
 _PLAYABLE_WHEN = ("manual", "delayed")
 _LISTS = ("/jobs", "/deployments", r"/repository/commits/([0-9a-f]+)/merge_requests")
+_WRITES = (
+    r"/statuses/([0-9a-f]+)",
+    r"/repository/commits/([0-9a-f]+)/comments",
+    r"/merge_requests/(\d+)/notes",
+)
 
 
 @dataclass
@@ -83,6 +88,8 @@ class FakeGitLab(FakeServer):
         self._plays: dict[int, int] = {}
         self.deployments: list[dict[str, Any]] = []
         self.merge_requests: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
 
@@ -399,6 +406,9 @@ class FakeGitLab(FakeServer):
             ("GET", r"/jobs"),
             ("GET", r"/deployments"),
             ("GET", r"/repository/commits/([0-9a-f]+)/merge_requests"),
+            ("POST", r"/statuses/([0-9a-f]+)"),
+            ("POST", r"/repository/commits/([0-9a-f]+)/comments"),
+            ("POST", r"/merge_requests/(\d+)/notes"),
             ("GET", r"/jobs/(\d+)"),
             ("POST", r"/jobs/(\d+)/play"),
             ("GET", r"/pipelines/(\d+)"),
@@ -411,9 +421,37 @@ class FakeGitLab(FakeServer):
                 project = self._project(unquote(match["project"]))
                 if pattern in _LISTS:
                     return self._lists(pattern, project, found, call)
+                if pattern in _WRITES:
+                    return self._write(pattern, project, found[1], call)
                 arg = int(found[1]) if found.groups() else 0
                 return self._endpoint(verb, pattern, project, arg, call)
         return None
+
+    def _write(
+        self, pattern: str, project: dict[str, Any], target: str, call: Call
+    ) -> tuple[Any, int]:
+        """Commit statuses and notes: recorded in `.statuses` and `.notes`."""
+        data = call.json or {k: v[0] for k, v in call.query.items()}
+        if pattern.startswith("/statuses"):
+            if data.get("state") not in ("pending", "running", "success", "failed", "canceled"):
+                return {"message": "400 Bad request - state does not have a valid value"}, 400
+            status = {
+                "id": len(self.statuses) + 1,
+                "sha": target,
+                "project_id": project["id"],
+                **data,
+            }
+            self.statuses.append(status)
+            return status, 201
+        note = {
+            "id": len(self.notes) + 1,
+            "project_id": project["id"],
+            "target": target,
+            "kind": "commit" if "commits" in pattern else "merge_request",
+            "text": data.get("note") or data.get("body"),
+        }
+        self.notes.append(note)
+        return note, 201
 
     def _lists(
         self, pattern: str, project: dict[str, Any], found: re.Match[str], call: Call

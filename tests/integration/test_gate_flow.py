@@ -95,6 +95,21 @@ def test_two_roles_approve_and_the_gate_is_played_once(live: Bot) -> None:
     assert posts[0].body["approved_at"].endswith("Z")
     assert posts[0].key
 
+    # GitLab shows the sign-off on the commit: pending while waiting, then success, and a
+    # note naming the approvers.
+    sha = event["object_attributes"]["sha"]
+    statuses = wait_until(
+        lambda: [x for x in live.gitlab.statuses if x["sha"] == sha and x["state"] == "success"],
+        15, "the success commit status",
+    )
+    assert statuses[-1]["name"] == "compliance/sign-off"
+    assert statuses[-1]["target_url"].startswith("http")
+    states = [x["state"] for x in live.gitlab.statuses if x["sha"] == sha]
+    assert states[0] == "pending"
+    note = wait_until(lambda: [n for n in live.gitlab.notes if n["target"] == sha], 15, "note")
+    assert "Rita" in note[-1]["text"]
+    assert "Colin" in note[-1]["text"]
+
 
 def test_a_late_click_after_the_play_changes_nothing(live: Bot) -> None:
     _, message, job_id = gated(live)
