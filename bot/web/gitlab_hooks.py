@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from bot.web.security import (
     gitlab_signature_ok,
     gitlab_token_ok,
 )
-from bot.web.support import BodyTooLarge, Edge, answer, edge, error, read_body
+from bot.web.support import BodyTooLarge, Edge, answer, edge, error, parse_json, read_body
 from workers import queue as jobs
 
 log = logging.getLogger(__name__)
@@ -79,8 +78,8 @@ def gitlab_webhook() -> tuple[Response, int]:
         log.info("webhook refused: missing, invalid or stale webhook-signature")
         return _count("bad_signature", error(401, "missing, invalid or stale webhook-signature"))
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = parse_json(body)
+    except ValueError:
         return _count("bad_request", error(400, "body is not valid JSON"))
     if not isinstance(payload, dict) or not isinstance(payload.get("object_kind"), str):
         return _count(

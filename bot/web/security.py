@@ -68,7 +68,7 @@ def slack_signature_ok(
     now: float | None = None,
 ) -> bool:
     """Slack's v0 signature: HMAC-SHA256 of `v0:{timestamp}:{body}`, within 5 minutes."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
         return False
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > SLACK_MAX_AGE_S:

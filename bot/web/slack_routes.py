@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +18,7 @@ from bot.store.models import RequestState
 from bot.web import commands
 from bot.web.security import replay_key, slack_signature_ok
 from bot.web.slack_payloads import BadPayload, BlockActions, ViewSubmission, parse_interaction
-from bot.web.support import BodyTooLarge, Edge, answer, edge, error, read_body
+from bot.web.support import BodyTooLarge, Edge, answer, edge, error, parse_json, read_body
 from workers import queue as jobs
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ def interactions() -> tuple[Response, int] | Response:
     ctx = edge()
     try:
         form = _verified_form(ctx)
-        payload = json.loads(form.get("payload", ""))
+        payload = parse_json(form.get("payload", ""))
         if not isinstance(payload, dict):
             raise ValueError
     except Unverified as exc:

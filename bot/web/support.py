@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,3 +89,12 @@ def read_body(limit: int) -> bytes:
     if len(data) > limit:
         raise BodyTooLarge
     return bytes(data)
+
+
+def parse_json(text: bytes | str) -> Any:
+    """json.loads, with every way a hostile body can fail it as a ValueError (a 400):
+    bad syntax, bad UTF-8, and nesting deep enough to exhaust the recursion limit."""
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("not valid JSON") from None
