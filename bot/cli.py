@@ -50,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--since", help="only deployments since DATE (YYYY-MM-DD or ISO 8601)")
     reconcile.add_argument("--environment", default="production", help="default: production")
 
+    scan = sub.add_parser(
+        "scan-migrations",
+        help="flag dangerous statements and financial-table changes in migrations",
+    )
+    scan.add_argument("paths", nargs="+", help="migration files or directories")
+    scan.add_argument(
+        "--table",
+        action="append",
+        dest="tables",
+        help="a financial table to watch (repeatable; default: transactions, balances, "
+        "commissions, withdrawals, deposits)",
+    )
+
     ledger = sub.add_parser("ledger", help="sign-off ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     ledger_sub.add_parser("verify", help="check the ledger end to end")
@@ -83,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         return config_check(args.policy)
+    if args.command == "scan-migrations":
+        from bot.risk import scan_command
+
+        return scan_command(args.paths, sys.stdout, args.tables)
     from bot.logs import configure
 
     configure()

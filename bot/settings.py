@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # How long a worker's claim on a play lasts before another worker may take it over
     # (crash recovery). GitLab errors are retried for this long minus 15 s.
     PLAY_LEASE_SECONDS: int = Field(default=90, ge=45, le=3600)
+    # How often the worker sweeps: closes expired requests, recovers orphaned plays,
+    # re-posts lost messages, retries the audit outbox.
+    SWEEP_INTERVAL_SECONDS: int = Field(default=10, ge=1, le=60)
 
     @property
     def play_lease(self) -> timedelta:

@@ -122,7 +122,7 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
     )
     watcher = start_policy_watch(runtime)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
-    ticker = Ticker(runtime, queue)
+    ticker = Ticker(runtime, queue, every=runtime.settings.SWEEP_INTERVAL_SECONDS)
     if not burst:
         ticker.start()
     try:

@@ -247,6 +247,7 @@ def bot_env(
         APPROVAL_POLICY=str(policy),
         MAX_BODY_BYTES=str(64 * 1024),
         USERGROUP_CACHE_TTL="1",
+        SWEEP_INTERVAL_SECONDS="2",
     )
     return env
 

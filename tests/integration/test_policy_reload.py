@@ -5,12 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.conftest import running_bot
 from tests.integration.harness import Bot, request_id_of, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    # Reloading does not touch the database kind: SQLite only keeps the suite fast.
+    with running_bot(request, tmp_path_factory, "sqlite") as running:
+        yield running
+
 
 NEW_MEMBER = "U0OUTSIDE"
 
