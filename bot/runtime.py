@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from bot import ledger
 from bot.gitlab import GitLabClient
 from bot.policy_watch import PolicyHolder
 from bot.settings import Settings
@@ -40,6 +41,8 @@ def make_redis(url: str) -> Redis:
 def build_runtime(settings: Settings) -> Runtime:
     """Load the policy (raising PolicyError if invalid) and create the clients."""
     policy = PolicyHolder(str(settings.APPROVAL_POLICY))
+    key = settings.LEDGER_HMAC_KEY
+    ledger.set_signing_key(key.get_secret_value() if key else None)
     return Runtime(
         settings=settings,
         policy=policy,

@@ -23,9 +23,10 @@ SECRET_SETTINGS = (
     "GITLAB_WEBHOOK_SIGNING_KEY",
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
+    "LEDGER_HMAC_KEY",
 )
 # Optional settings for which an empty value means unset (`FOO=` in an env file).
-OPTIONAL_SETTINGS = ("AUDIT_API_URL", "GITLAB_WEBHOOK_SIGNING_KEY")
+OPTIONAL_SETTINGS = ("AUDIT_API_URL", "GITLAB_WEBHOOK_SIGNING_KEY", "LEDGER_HMAC_KEY")
 SIGNING_KEY_PREFIX = "whsec_"
 
 
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     # GitLab's webhook signing token (`whsec_<base64 key>`): when set, every webhook must
     # also carry a valid `webhook-signature` (Standard Webhooks) besides X-Gitlab-Token.
     GITLAB_WEBHOOK_SIGNING_KEY: SecretStr | None = None
+    # Signs every ledger entry (HMAC-SHA256), so database access alone cannot rewrite it.
+    LEDGER_HMAC_KEY: SecretStr | None = None
     SLACK_BOT_TOKEN: SecretStr
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_API_URL: str = "https://slack.com/api/"
@@ -114,6 +117,7 @@ class Settings(BaseSettings):
                 self.GITLAB_WEBHOOK_SIGNING_KEY,
                 self.SLACK_BOT_TOKEN,
                 self.SLACK_SIGNING_SECRET,
+                self.LEDGER_HMAC_KEY,
             )
             if secret is not None
         ]
