@@ -100,7 +100,8 @@ def test_two_roles_approve_and_the_gate_is_played_once(live: Bot) -> None:
     sha = event["object_attributes"]["sha"]
     statuses = wait_until(
         lambda: [x for x in live.gitlab.statuses if x["sha"] == sha and x["state"] == "success"],
-        15, "the success commit status",
+        15,
+        "the success commit status",
     )
     assert statuses[-1]["name"] == "compliance/sign-off"
     assert statuses[-1]["target_url"].startswith("http")
@@ -469,3 +470,46 @@ def test_unknown_merger_is_denied_by_default(live: Bot) -> None:
     reply = live.wait_response(f"{RM}-approve")
     assert "cannot confirm" in reply
     assert "zed" in reply
+
+
+def test_slack_rate_limits_and_errors_are_retried_without_duplicate_posts(live: Bot) -> None:
+    live.slack.fail_next("chat.postMessage", 429, retry_after=1)
+    live.slack.fail_next("chat.postMessage", 503)
+    n = next(_ids)
+    event = live.pipeline(pipeline_id=88_000 + n, gate_job_id=880_000 + n * 10, ref="rate-limit")
+    started = time.monotonic()
+    assert live.webhook(event).status_code == 202
+    posts = wait_until(
+        lambda: [c for c in live.slack.calls_to("chat.postMessage") if not c.faulted],
+        20,
+        "the post after the faults",
+    )
+    assert posts[0].at - started >= 1.0  # Retry-After was honoured
+    time.sleep(1)
+    assert len([c for c in live.slack.calls_to("chat.postMessage") if not c.faulted]) == 1
+    assert len(live.slack.calls_to("chat.postMessage")) == 3
+
+
+def test_unplayable_answer_while_still_manual_is_retried_once_more(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    body = {"message": "400 Bad request - Unplayable Job"}
+    live.gitlab.fail_next("POST", rf"/jobs/{job_id}/play", status=400, body=body)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", request_id)
+    live.message_update("Approved", 30)
+    assert live.gitlab.play_count(job_id) == 1
+
+
+def test_play_timeout_that_went_through_is_not_played_again(live: Bot) -> None:
+    """GitLab plays the job but the answer never arrives: the next status check sees it."""
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.gitlab.fail_next("POST", rf"/jobs/{job_id}/play", timeout=12)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.click(CO, "approve", request_id)
+    live.message_update("Approved", 40)
+    assert live.gitlab.play_count(job_id) == 1
+    assert len([r for r in live.ledger() if r["job_id"] == job_id]) == 1
