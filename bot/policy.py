@@ -108,6 +108,10 @@ def _duration(value: Any) -> Any:
         raise PydanticCustomError(_POLICY_ERROR, reason) from exc
 
 
+def _optional_duration(value: Any) -> Any:
+    return None if value is None else _duration(value)
+
+
 def _version(value: Any) -> Any:
     if type(value) is not int or value != 1:
         raise PydanticCustomError(
@@ -178,6 +182,12 @@ class Gate(_Model):
     unknown_identity: Literal["deny", "allow"] = "deny"
     # Who may not approve; unset: triggerer and commit author when forbid_self_approval.
     separation_of_duties: tuple[Duty, ...] | None = None
+    # Nudge in the request's thread, mentioning who can still approve, this often.
+    remind_every: Annotated[timedelta | None, BeforeValidator(_optional_duration)] = None
+    # Escalate a request still pending this long: to escalate_channel, else to the admins
+    # in the request's thread.
+    escalate_after: Annotated[timedelta | None, BeforeValidator(_optional_duration)] = None
+    escalate_channel: ChannelId | None = None
 
     @property
     def duties(self) -> tuple[Duty, ...]:
@@ -186,9 +196,9 @@ class Gate(_Model):
             return self.separation_of_duties
         return ("triggerer", "commit_author") if self.forbid_self_approval else ()
 
-    @field_serializer("expire_after")
-    def _dump_duration(self, value: timedelta) -> str:
-        return format_duration(value)
+    @field_serializer("expire_after", "remind_every", "escalate_after")
+    def _dump_duration(self, value: timedelta | None) -> str | None:
+        return None if value is None else format_duration(value)
 
     @property
     def expire_after_text(self) -> str:

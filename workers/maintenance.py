@@ -19,7 +19,7 @@ from bot import audit, reconcile
 from bot.runtime import Runtime
 from bot.store import queries
 from bot.store import requests as store
-from workers import jobs
+from workers import jobs, reminders
 from workers import queue as jobqueue
 from workers.context import runtime
 
@@ -32,7 +32,12 @@ TICK_KEY = "approval-bot:sweep-tick"
 def sweep(_payload: dict[str, object] | None = None) -> dict[str, int]:
     """One pass: close expired requests, finish orphaned plays, post lost messages."""
     rt = runtime()
-    done = {"expired": expire_due(rt), "recovered": recover_plays(rt), "reposted": repost(rt)}
+    done = {
+        "expired": expire_due(rt),
+        "recovered": recover_plays(rt),
+        "reposted": repost(rt),
+        "reminded": reminders.remind_and_escalate(rt),
+    }
     if rt.settings.AUDIT_API_URL:
         done["audited"] = audit.deliver_due(rt.db, rt.settings.AUDIT_API_URL)
     if any(done.values()):

@@ -81,6 +81,8 @@ class ApprovalRequest(Base):
     played_at: Mapped[datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     bypassed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
     merge_request_iid: Mapped[int | None] = mapped_column(BigInteger)
     merge_request_url: Mapped[str | None] = mapped_column(String(1024))
     merge_request_author_username: Mapped[str | None] = mapped_column(String(255))

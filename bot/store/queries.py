@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 
 from bot.store.db import Database
 from bot.store.models import ApprovalRequest, RequestState, utcnow
@@ -97,3 +97,29 @@ def newer_request_for_ref(db: Database, request: ApprovalRequest) -> ApprovalReq
             .order_by(ApprovalRequest.pipeline_id.desc())
             .limit(1)
         ).scalar_one_or_none()
+
+
+def pending_posted(db: Database) -> list[ApprovalRequest]:
+    """Pending requests that have a Slack message (candidates for reminders)."""
+    with db.transaction() as session:
+        return list(
+            session.execute(
+                select(ApprovalRequest).where(
+                    ApprovalRequest.state == RequestState.PENDING,
+                    ApprovalRequest.message_ts.is_not(None),
+                )
+            ).scalars()
+        )
+
+
+def mark(db: Database, request_id: str, column: str, before: datetime | None) -> bool:
+    """Set `reminded_at` / `escalated_at` to now if it still holds `before`: one sweep wins."""
+    field = getattr(ApprovalRequest, column)
+    condition = field.is_(None) if before is None else field == before
+    with db.transaction() as session:
+        result = session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id, condition)
+            .values({column: utcnow()})
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -513,3 +513,42 @@ def test_play_timeout_that_went_through_is_not_played_again(live: Bot) -> None:
     live.message_update("Approved", 40)
     assert live.gitlab.play_count(job_id) == 1
     assert len([r for r in live.ledger() if r["job_id"] == job_id]) == 1
+
+
+def test_reminders_in_the_thread_and_escalation(live: Bot) -> None:
+    n = next(_ids)
+    event = live.pipeline(
+        project_id=404,
+        project_path="fintech/treasury-api",
+        pipeline_id=90_000 + n,
+        gate_job_id=900_000 + n * 10,
+    )
+    assert live.webhook(event).status_code == 202
+    message = live.posted_request("C0TREASURY")
+    live.click(RM, "approve", request_id_of(message))
+    live.wait_response(f"{RM}-approve")
+    reminder = wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.postMessage")
+            if c.params.get("thread_ts") == message.get("ts", c.params.get("thread_ts"))
+            and "Still waiting" in str(c.params.get("text"))
+        ],
+        20,
+        "a reminder in the thread",
+    )[0].params
+    assert "compliance-officer" in reminder["text"]
+    assert "<@U0CO00001>" in reminder["text"]
+    assert "<@U0RM00001>" not in reminder["text"]
+    escalation = wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.postMessage")
+            if c.params.get("channel") == "C0ESCALATE"
+        ],
+        20,
+        "the escalation",
+    )
+    assert len(escalation) == 1
+    assert "fintech/treasury-api" in escalation[0].params["text"]
+    assert "<@U0ADMIN01>" in escalation[0].params["text"]
