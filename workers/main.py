@@ -57,6 +57,12 @@ class Worker(SimpleWorker):
     """RQ's in-process worker, with each job's log lines naming its request id."""
 
     queue_class = RequestQueue
+    # Set when SIGTERM or SIGINT asked us to stop (RQ's own flag is only set mid-job).
+    stop_signalled = False
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         bind_job(job)
@@ -111,7 +117,33 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
     # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
     # once, and a killed job is recovered from the database state machine, not by RQ.
     queue = make_queue(runtime.redis, RequestQueue)
-    worker = Worker(
+    watcher = start_policy_watch(runtime)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
+    ticker = Ticker(runtime, queue, every=runtime.settings.SWEEP_INTERVAL_SECONDS)
+    if not burst:
+        ticker.start()
+    try:
+        while True:
+            worker = new_worker(runtime, queue)
+            try:
+                worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+                if burst or worker.stop_signalled:  # SIGTERM, SIGINT or --burst: done
+                    return 0
+                reason = "the worker loop ended"
+            except (RedisError, OSError) as exc:
+                reason = type(exc).__name__
+            # Redis went away mid-run (restart, failover): wait for it and go on. Jobs it
+            # lost are found again by the reconciliation and the sweep.
+            log.error("lost Redis (%s); waiting for it to come back", reason)
+            if not wait_for_redis(runtime):
+                return 0
+    finally:
+        ticker.stop()
+        watcher.stop()
+
+
+def new_worker(runtime: Runtime, queue: Queue) -> Worker:
+    return Worker(
         [queue],
         connection=runtime.redis,
         serializer=JSONSerializer,
@@ -120,14 +152,3 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
         # Jobs of a worker that died are found and retried within a minute, not ten.
         maintenance_interval=MAINTENANCE_INTERVAL_S,
     )
-    watcher = start_policy_watch(runtime)
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
-    ticker = Ticker(runtime, queue, every=runtime.settings.SWEEP_INTERVAL_SECONDS)
-    if not burst:
-        ticker.start()
-    try:
-        worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
-    finally:
-        ticker.stop()
-        watcher.stop()
-    return 0
