@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bot.policy import Gate, Policy
 
@@ -19,6 +19,25 @@ PLAYED_JOB = frozenset(
 M = TypeVar("M", bound=BaseModel)
 
 
+def _storable(text: str) -> str:
+    """Text the database can keep: no NUL byte, no lone UTF-16 surrogate."""
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode") from None
+    return text
+
+
+# The shapes the store can hold: 64-bit ids, and strings that fit their columns.
+Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Short = Annotated[str, Field(max_length=255), AfterValidator(_storable)]
+Sha = Annotated[str, Field(max_length=64), AfterValidator(_storable)]
+Url = Annotated[str, Field(max_length=1024), AfterValidator(_storable)]
+Text = Annotated[str, Field(max_length=100_000), AfterValidator(_storable)]
+
+
 class BadEvent(ValueError):
     """The payload is JSON but not a pipeline event we can read; the message says why."""
 
@@ -28,50 +47,50 @@ class _Model(BaseModel):
 
 
 class HookUser(_Model):
-    id: int | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
+    id: Id | None = None
+    name: Short | None = None
+    username: Short | None = None
+    email: Short | None = None
 
 
 class CommitAuthor(_Model):
-    name: str | None = None
-    email: str | None = None
+    name: Short | None = None
+    email: Short | None = None
 
 
 class HookCommit(_Model):
-    id: str | None = None
-    title: str | None = None
-    message: str | None = None
-    url: str | None = None
+    id: Sha | None = None
+    title: Text | None = None
+    message: Text | None = None
+    url: Url | None = None
     author: CommitAuthor | None = None
 
 
 class HookProject(_Model):
-    id: int
-    path_with_namespace: str
-    web_url: str | None = None
+    id: Id
+    path_with_namespace: Short
+    web_url: Url | None = None
 
 
 class PipelineAttributes(_Model):
-    id: int
-    ref: str | None = None
-    sha: str | None = None
-    status: str
-    url: str | None = None
-    stages: list[str] = Field(default_factory=list)
+    id: Id
+    ref: Short | None = None
+    sha: Sha | None = None
+    status: Short
+    url: Url | None = None
+    stages: list[Short] = Field(default_factory=list)
 
 
 class Environment(_Model):
-    name: str | None = None
-    action: str | None = None
+    name: Short | None = None
+    action: Short | None = None
 
 
 class Build(_Model):
-    id: int
-    name: str
-    stage: str | None = None
-    status: str
+    id: Id
+    name: Short
+    stage: Short | None = None
+    status: Short
     environment: Environment | None = None
 
 
@@ -109,25 +128,25 @@ class GateEvent(TypedDict):
 
 
 class JobCommit(_Model):
-    sha: str | None = None
-    message: str | None = None
-    author_name: str | None = None
-    author_email: str | None = None
-    status: str | None = None  # the pipeline's status
+    sha: Sha | None = None
+    message: Text | None = None
+    author_name: Short | None = None
+    author_email: Short | None = None
+    status: Short | None = None  # the pipeline's status
 
 
 class JobEvent(_Model):
     """GitLab's Job Hook (object_kind "build"): one job's status change."""
 
     object_kind: str
-    build_id: int
-    build_name: str
-    build_status: str
-    build_stage: str | None = None
-    pipeline_id: int
-    sha: str | None = None
-    ref: str | None = None
-    project_id: int
+    build_id: Id
+    build_name: Short
+    build_status: Short
+    build_stage: Short | None = None
+    pipeline_id: Id
+    sha: Sha | None = None
+    ref: Short | None = None
+    project_id: Id
     project: HookProject
     user: HookUser | None = None
     commit: JobCommit | None = None

@@ -8,6 +8,7 @@ pending ──(quorum)──▶ approved ──(claim)──▶ playing ──�
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,7 +70,13 @@ def create(db: Database, fields: dict[str, Any]) -> tuple[ApprovalRequest, bool]
         return existing, False
 
 
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def get(db: Database, request_id: str) -> ApprovalRequest:
+    # Ids are ours (token_hex(16)): anything else is unknown, and never reaches the database.
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise RequestNotFound(request_id)
     with db.transaction() as session:
         request = session.get(ApprovalRequest, request_id)
     if request is None:

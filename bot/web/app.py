@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 def create_app(runtime: Runtime) -> Flask:
     app = Flask("approval_bot")
     # Werkzeug enforces this too, for bodies sent without Content-Length.
-    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.MAX_BODY_BYTES
+    # One byte of slack: read_body enforces the exact limit, and a chunked body of exactly
+    # MAX_BODY_BYTES must be readable to its end.
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.MAX_BODY_BYTES + 1
     register_secrets(runtime.settings.secret_values())
     install(app, runtime, make_queue(runtime.redis))
     with app.app_context():

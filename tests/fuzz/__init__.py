@@ -1,0 +1,1 @@
+"""Fuzz tests of the HTTP edge, driven by docs/openapi.yaml, against the real Flask app."""
