@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--since", help="only deployments since DATE (YYYY-MM-DD or ISO 8601)")
     reconcile.add_argument("--environment", default="production", help="default: production")
 
+    policy = sub.add_parser("policy", help="approver policy questions")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    explain = policy_sub.add_parser("explain", help="may USER approve this gate, and why")
+    explain.add_argument("--project", required=True, help="GitLab project path")
+    explain.add_argument("--job", default="compliance-gate")
+    explain.add_argument("--user", required=True, help="Slack user ID")
+    explain.add_argument("--user-email", help="the user's Slack e-mail, if known")
+    explain.add_argument("--triggered-by", help="GitLab username who ran the pipeline")
+    explain.add_argument("--author", help="GitLab username of the commit author")
+    explain.add_argument("--author-email", help="e-mail of the commit author")
+    explain.add_argument("--policy", type=Path, help="policy file (default: APPROVAL_POLICY)")
+
     scan = sub.add_parser(
         "scan-migrations",
         help="flag dangerous statements and financial-table changes in migrations",
@@ -96,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         return config_check(args.policy)
+    if args.command == "policy":
+        return policy_explain(args)
     if args.command == "scan-migrations":
         from bot.risk import scan_command
 
@@ -172,6 +186,24 @@ def _parse_since(since: str | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def policy_explain(args: argparse.Namespace) -> int:
+    import os
+
+    from bot.explain import Question, explain
+
+    path = args.policy or Path(os.environ.get("APPROVAL_POLICY", "config/approvers.yml"))
+    question = Question(
+        project=args.project,
+        job=args.job,
+        user=args.user,
+        user_email=args.user_email,
+        triggered_by=args.triggered_by,
+        author=args.author,
+        author_email=args.author_email,
+    )
+    return explain(load_policy(path), question, sys.stdout)
 
 
 def config_check(path: Path | None, out: TextIO = sys.stdout) -> int:

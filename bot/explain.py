@@ -1,0 +1,64 @@
+"""`approval-bot policy explain`: may this Slack user approve that gate, and why?
+
+Answers an admin's "why can't I approve?" from the policy file alone: roles come from
+`members` (user groups are resolved live in Slack and are listed, not expanded), and the
+people behind the change are named by their GitLab usernames (resolved through
+`identities`) or e-mails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TextIO
+
+from bot.approvals import ChangePerson, Clicker, Denied, decide_approval, describe_missing
+from bot.policy import LoadedPolicy
+
+
+@dataclass(frozen=True)
+class Question:
+    project: str
+    job: str
+    user: str
+    user_email: str | None = None
+    triggered_by: str | None = None
+    author: str | None = None
+    author_email: str | None = None
+
+
+def explain(loaded: LoadedPolicy, question: Question, out: TextIO) -> int:
+    """Print the reasoning; 0 may approve, 1 may not, 2 no gate covers the job."""
+    policy = loaded.policy
+    gate = policy.gate_for(question.project, question.job)
+    if gate is None:
+        print(f"no gate in {loaded.path} covers {question.project} job {question.job}", file=out)
+        return 2
+    print(
+        f"gate: {gate.project} job {gate.job} → channel {gate.channel} "
+        f"(policy version {loaded.version[:12]})",
+        file=out,
+    )
+    needed = {r.role: r.count for r in gate.require}
+    print(f"requires: {describe_missing(needed)} (distinct people)", file=out)
+    roles = frozenset(policy.static_roles_of(question.user))
+    groups = [
+        f"{name} via user group {', '.join(role.usergroups)}"
+        for name, role in policy.roles.items()
+        if role.usergroups and name not in roles and name in needed
+    ]
+    print(f"{question.user} holds: {', '.join(sorted(roles)) or 'no role as a member'}", file=out)
+    if groups:
+        print(f"  (also possible, checked live in Slack: {'; '.join(groups)})", file=out)
+    print(f"separation of duties: {', '.join(gate.duties) or 'none'}", file=out)
+    people = [
+        ChangePerson("triggerer", username=question.triggered_by),
+        ChangePerson("commit_author", username=question.author, email=question.author_email),
+    ]
+    clicker = Clicker(question.user, question.user_email, roles, policy.is_admin(question.user))
+    decision = decide_approval(gate, policy.identities, clicker, people, [])
+    if isinstance(decision, Denied):
+        print(f"verdict: MAY NOT APPROVE ({decision.code}): {decision.message}", file=out)
+        return 1
+    role = decision.assignment.get(question.user, "?")
+    print(f"verdict: MAY APPROVE, counting as {role}", file=out)
+    return 0
