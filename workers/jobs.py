@@ -183,6 +183,7 @@ def approve(click: dict[str, Any]) -> str:
             APPROVAL_RECORDED.format(missing=approvals.describe_missing(decision.missing)),
         )
         return "granted"
+    tell(rt, click, APPROVAL_COMPLETE)
     return finish_approved(rt, request.id)
 
 

@@ -552,3 +552,46 @@ def test_reminders_in_the_thread_and_escalation(live: Bot) -> None:
     assert len(escalation) == 1
     assert "fintech/treasury-api" in escalation[0].params["text"]
     assert "<@U0ADMIN01>" in escalation[0].params["text"]
+
+
+def test_removed_from_the_user_group_can_no_longer_approve(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.slack.set_usergroup("S0RELEASE", [])  # the cache lives USERGROUP_CACHE_TTL=1 s
+    time.sleep(1.2)
+    live.click(GROUP_RM, "approve", request_id)
+    assert "may not approve" in live.wait_response(f"{GROUP_RM}-approve")
+    live.slack.set_usergroup("S0RELEASE", [GROUP_RM])
+    assert live.gitlab.play_count(job_id) == 0
+
+
+def test_new_pipeline_racing_the_final_approval_never_plays_both(live: Bot) -> None:
+    import threading
+
+    old_event, message, old_job = gated(live, ref="release/race")
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    n = next(_ids)
+    new_event = live.pipeline(
+        pipeline_id=50_000 + n + 500, gate_job_id=100_000 + n * 10 + 5, ref="release/race"
+    )
+    racers = [
+        threading.Thread(target=live.click, args=(CO, "approve", request_id)),
+        threading.Thread(target=live.webhook, args=(new_event,)),
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    reply = live.wait_response(f"{CO}-approve", 20)
+    time.sleep(1.5)
+    played = live.gitlab.play_count(old_job)
+    kinds = [r["kind"] for r in live.ledger() if r["job_id"] == old_job]
+    if played:  # the approval won: the old gate played once, with its sign-off
+        assert played == 1
+        assert kinds == ["signoff"]
+    else:  # the new pipeline won: the old request is superseded, nothing played
+        assert "superseded" in reply
+        assert kinds == ["supersession"]
+    del old_event
