@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -160,7 +159,7 @@ def test_web_starts_without_redis_and_reports_not_ready(tmp_path: Path) -> None:
             except requests.ConnectionError:
                 return False
 
-        wait_until(up, 20, "the web process")
+        wait_until(up, 60, "the web process")
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
         hook = requests.post(
             f"{url}/webhooks/gitlab",
@@ -184,17 +183,19 @@ def test_worker_waits_for_redis_and_sigterm_exits_0(tmp_path: Path) -> None:
         "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
     }
-    process = subprocess.Popen(
-        [executable(), "worker"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(3)
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [executable(), "worker"], cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        # SIGTERM only once it is waiting (a loaded machine may take seconds to start it).
+        wait_until(lambda: "Redis is not reachable" in log.read_text(), 60, "the waiting line")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
     assert "Redis is not reachable" in output
     assert "hunter2" not in output
