@@ -26,7 +26,12 @@ SECRET_SETTINGS = (
     "LEDGER_HMAC_KEY",
 )
 # Optional settings for which an empty value means unset (`FOO=` in an env file).
-OPTIONAL_SETTINGS = ("AUDIT_API_URL", "GITLAB_WEBHOOK_SIGNING_KEY", "LEDGER_HMAC_KEY")
+OPTIONAL_SETTINGS = (
+    "AUDIT_API_URL",
+    "GITLAB_WEBHOOK_SIGNING_KEY",
+    "LEDGER_HMAC_KEY",
+    "LEDGER_AUDIT_CHANNEL",
+)
 SIGNING_KEY_PREFIX = "whsec_"
 
 
@@ -53,6 +58,11 @@ class Settings(BaseSettings):
     GITLAB_WEBHOOK_SIGNING_KEY: SecretStr | None = None
     # Signs every ledger entry (HMAC-SHA256), so database access alone cannot rewrite it.
     LEDGER_HMAC_KEY: SecretStr | None = None
+    # A Slack channel where the chain head is published (when it moved, at most every
+    # LEDGER_PUBLISH_INTERVAL_SECONDS), so that truncating the ledger is visible outside
+    # the database.
+    LEDGER_AUDIT_CHANNEL: str | None = None
+    LEDGER_PUBLISH_INTERVAL_SECONDS: int = Field(default=600, ge=1, le=86400)
     SLACK_BOT_TOKEN: SecretStr
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_API_URL: str = "https://slack.com/api/"

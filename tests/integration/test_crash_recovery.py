@@ -20,7 +20,11 @@ RM, CO = "U0RM00001", "U0CO00001"
 @pytest.fixture(scope="module")
 def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     # PostgreSQL, as in production; the shortest play lease, so recovery fits a test.
-    env = {"PLAY_LEASE_SECONDS": "45"}
+    env = {
+        "PLAY_LEASE_SECONDS": "45",
+        "LEDGER_AUDIT_CHANNEL": "C0AUDIT",
+        "LEDGER_PUBLISH_INTERVAL_SECONDS": "1",
+    }
     with running_bot(request, tmp_path_factory, "postgresql", env) as running:
         yield running
 
@@ -63,6 +67,17 @@ def test_sigkill_at_every_step(live: Bot) -> None:
     for step, (_, job_id) in gates.items():
         assert len([r for r in records if r["job_id"] == job_id]) == 1, step
         assert live.gitlab.play_count(job_id) == 1, step
+    # The chain head is published outside the database, so truncation would be visible.
+    last = max(r["sequence"] for r in live.ledger())
+    wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.postMessage")
+            if c.params.get("channel") == "C0AUDIT" and f"#{last}," in c.params["text"]
+        ],
+        15,
+        "the published ledger head",
+    )
 
 
 def open_gate_named(bot: Bot, n: int) -> tuple[str, int]:
