@@ -8,6 +8,7 @@ from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.store import requests as store
 from bot.store.models import RequestState, utcnow
+from bot.web import failed_jobs
 
 HELP = (
     "*/approvals* — compliance approvals\n"
@@ -15,6 +16,7 @@ HELP = (
     "• `/approvals whoami` — your roles in the approver policy and the gates you may approve\n"
     "• `/approvals policy [project]` — who may approve each gate, or only the gates of a "
     "project (admins)\n"
+    "• `/approvals failed` / `/approvals retry <job>` — jobs the bot gave up on (admins)\n"
     "• `/approvals help` — this text"
 )
 NOT_ALLOWED = "Only policy admins and approvers may list pending approvals."
@@ -40,6 +42,10 @@ def answer(rt: Runtime, user_id: str, text: str) -> str:
         return pending(rt, user_id)
     if command == "policy":
         return policy_view(rt, user_id, words[1] if len(words) > 1 else None)
+    if command == "failed":
+        return failed_jobs.failed(rt, user_id)
+    if command == "retry":
+        return failed_jobs.retry(rt, user_id, words[1] if len(words) > 1 else None)
     return HELP
 
 
