@@ -13,6 +13,7 @@ from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retrie
 from bot.gitlab_reads import GitLabReads
 from bot.policy import Gate
 from bot.runtime import Runtime
+from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
@@ -29,6 +30,7 @@ from workers.support import (
     request_fields,
     signoff_note,
     tell,
+    tell_admins_once,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,25 @@ JOB_MOVED_ON = "The gate job is no longer waiting in GitLab (status: {status}); 
 PIPELINE_FINISHED = "The pipeline finished ({status}) before the request was decided."
 SUPERSEDED_BY = "Superseded by pipeline #{pipeline}: approve that one instead."
 SUPERSEDED_BY_LINK = "Superseded by pipeline <{url}|#{pipeline}>: approve that one instead."
+PLAY_REFUSED_ADMIN = (
+    ":warning: GitLab refused to play the approved gate of {project} pipeline #{pipeline} "
+    "({error}). Give the bot's GitLab user permission to run the gate job."
+)
+POST_FAILED = (
+    ":warning: approval-bot cannot post approval requests to <#{channel}> ({error}). "
+    "Invite the bot to the channel or fix the gate's `channel` in the policy."
+)
+PERMANENT_SLACK_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "missing_scope",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+    }
+)
 CANCEL_WINDOW_S = 30.0
 
 
@@ -114,7 +135,13 @@ def post_request(rt: Runtime, request: ApprovalRequest) -> None:
     """Post the request to its gate's channel and remember the message."""
     gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
     text, blocks = render(rt, request, gate)
-    ts = rt.slack.post_message(request.channel, text, blocks)
+    try:
+        ts = rt.slack.post_message(request.channel, text, blocks)
+    except SlackError as exc:
+        if exc.error in PERMANENT_SLACK_ERRORS:
+            why = POST_FAILED.format(channel=request.channel, error=exc.error)
+            tell_admins_once(rt, f"post:{request.channel}:{exc.error}", why)
+        raise  # RQ retries; the sweep re-posts once the cause is fixed
     store.set_message(rt.db, request.id, request.channel, ts)
     request.message_ts = ts
     writeback.schedule(rt, request)
@@ -210,6 +237,12 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         if closed is not None:
             announce(rt, closed, None)
         log.error("play refused for %s: %s", request_id, exc)
+        project = before.project_path
+        tell_admins_once(
+            rt,
+            f"play:{project}:{exc}",
+            PLAY_REFUSED_ADMIN.format(project=project, pipeline=before.pipeline_id, error=exc),
+        )
         return "play-refused"
     if not result.played:
         reason = JOB_MOVED_ON.format(status=result.status)

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec
 
+from redis.exceptions import RedisError
+
 from bot import approvals, metrics
 from bot.approvals import ChangePerson, Counted
 from bot.blocks import ApprovalLine, request_message
@@ -171,3 +173,25 @@ def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:
             rt.slack.post_ephemeral(target["channel_id"], target["user_id"], text)
     except SlackError as exc:
         log.warning("cannot tell %s: %s", target.get("user_id"), exc.error)
+
+
+ADMIN_NOTICE_TTL_S = 24 * 3600
+
+
+def tell_admins_once(rt: Runtime, key: str, text: str) -> None:
+    """A permanent problem an admin must fix: one DM per admin per problem per day (shared
+    across workers through Redis), and one error line in the log."""
+    try:
+        first = rt.redis.set(
+            f"approval-bot:admin-notice:{key}", "1", nx=True, ex=ADMIN_NOTICE_TTL_S
+        )
+    except RedisError:
+        first = True
+    if not first:
+        return
+    log.error("admins notified: %s", text)
+    for admin in rt.policy.current.policy.admins:
+        try:
+            rt.slack.direct_message(admin, text)
+        except SlackError as exc:
+            log.error("cannot notify admin %s: %s", admin, exc.error)

@@ -595,3 +595,50 @@ def test_new_pipeline_racing_the_final_approval_never_plays_both(live: Bot) -> N
         assert "superseded" in reply
         assert kinds == ["supersession"]
     del old_event
+
+
+def test_play_refused_by_gitlab_tells_the_channel_and_the_admins(live: Bot) -> None:
+    _, message, job_id = gated(live)
+    request_id = request_id_of(message)
+    live.click(RM, "approve", request_id)
+    live.wait_response(f"{RM}-approve")
+    live.gitlab.fail_next("POST", rf"/jobs/{job_id}/play", status=403)
+    live.click(CO, "approve", request_id)
+    update = live.message_update("refused", 20)
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    dm = wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.postMessage")
+            if "refused to play" in str(c.params.get("text"))
+        ],
+        15,
+        "the admin notice",
+    )
+    assert live.slack.calls_to("conversations.open")[-1].params["users"] == ADMIN
+    assert len(dm) == 1
+
+
+def test_unknown_channel_is_reported_to_the_admins_once(live: Bot) -> None:
+    live.slack.channels = {"C0LEDGER"}  # C0DEPLOYS is gone (archived, renamed, bot removed)
+    try:
+        for _ in range(2):
+            n = next(_ids)
+            event = live.pipeline(
+                pipeline_id=95_000 + n, gate_job_id=950_000 + n * 10, ref=f"gone-{n}"
+            )
+            assert live.webhook(event).status_code == 202
+        notices = wait_until(
+            lambda: [
+                c
+                for c in live.slack.calls_to("chat.postMessage")
+                if "cannot post approval requests" in str(c.params.get("text"))
+            ],
+            20,
+            "the admin notice",
+        )
+        time.sleep(1.5)
+        assert len(notices) == 1
+        assert "channel_not_found" in notices[0].params["text"]
+    finally:
+        live.slack.channels = None
