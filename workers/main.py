@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -127,13 +128,17 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
             worker = new_worker(runtime, queue)
             try:
                 worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
-                if burst or worker.stop_signalled:  # SIGTERM, SIGINT or --burst: done
-                    return 0
                 reason = "the worker loop ended"
             except (RedisError, OSError) as exc:
                 reason = type(exc).__name__
-            # Redis went away mid-run (restart, failover): wait for it and go on. Jobs it
-            # lost are found again by the reconciliation and the sweep.
+                log.exception("worker loop failed")
+            if burst or worker.stop_signalled:  # SIGTERM, SIGINT or --burst: done
+                return 0
+            # Redis went away mid-run (restart, failover): wait for it and go on, with a
+            # new RQ worker (and scheduler). Jobs Redis lost are found again by the
+            # reconciliation and the sweep.
+            with contextlib.suppress(Exception):
+                worker.stop_scheduler()  # type: ignore[no-untyped-call]
             log.error("lost Redis (%s); waiting for it to come back", reason)
             if not wait_for_redis(runtime):
                 return 0
