@@ -1,21 +1,44 @@
-"""`python -m bench [e2e] [--pipelines N]`: run the benchmarks and print their tables."""
+"""`python -m bench [SUITE ...] [options]`: run the benchmarks and print their tables.
+
+Suites: e2e, intake, burst, footprint, ledger. Without a suite name: e2e, intake and burst (burst
+also writes the footprint results, so footprint is not run twice); about 7 minutes on a
+2-core machine. Options are passed to every suite, each taking the ones it knows, e.g.
+`python -m bench burst --workers 1 --limits none`. Results: bench/results/<suite>.json.
+All suites use Redis DB 9 only and must not run at the same time as each other. `ledger`
+(verify and export on 100k and 1M generated entries, about 3 minutes) is run by name.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 
-from bench import e2e
+from bench import burst, e2e, footprint, intake, ledger
 
-SUITES = {"e2e": e2e.main}
+SUITES = {
+    "e2e": e2e.main,
+    "intake": intake.main,
+    "burst": burst.main,
+    "footprint": footprint.main,
+    "ledger": ledger.main,
+}
+DEFAULT = ["e2e", "intake", "burst"]
 
 
 def main() -> None:
     args = sys.argv[1:]
-    names = [a for a in args if a in SUITES] or list(SUITES)
+    if {"-h", "--help"} & set(args) and not [a for a in args if a in SUITES]:
+        print(__doc__)
+        return
+    names = [a for a in args if a in SUITES] or DEFAULT
     rest = [a for a in args if a not in SUITES]
+    started = time.monotonic()
     for name in names:
-        print(f"== {name}")
+        print(f"== {name}", flush=True)
+        began = time.monotonic()
         SUITES[name](rest)
+        print(f"== {name} took {time.monotonic() - began:.0f} s", flush=True)
+    print(f"== all done in {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

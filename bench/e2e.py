@@ -9,20 +9,21 @@ the ratio says how many such round trips the bot's whole path costs.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import redis
 import requests
 
+from bench.stack import REDIS_URL as REDIS_DB9
+from bench.stack import flush, machine
 from bench.stats import summary, table, write
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.slack import FakeSlack
 from tests.integration.harness import Bot, bot_env, request_id_of, seed_users, wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/10"
+# Redis DB 9 is the benchmarks' own (bench/stack.py); the tests use other DBs.
+REDIS_URL = REDIS_DB9
 
 
 def baseline(slack: FakeSlack, n: int) -> list[float]:
@@ -42,7 +43,7 @@ def baseline(slack: FakeSlack, n: int) -> list[float]:
 
 
 def run(n: int) -> dict[str, object]:
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    flush()
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack, FakeGitLab() as gitlab:
         workdir = Path(tmp)
         seed_users(slack)
@@ -72,12 +73,9 @@ def run(n: int) -> dict[str, object]:
             base = baseline(slack, n)
         finally:
             codes = bot.stop_all()
+            flush()
     results = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": _cpus(),
-            "system": platform.platform(),
-        },
+        "machine": machine(),
         "pipelines": n,
         "webhook_to_post": summary(post),
         "click_to_play": summary(play),
@@ -90,16 +88,10 @@ def run(n: int) -> dict[str, object]:
     return results
 
 
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 0
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pipelines", type=int, default=50)
-    args = parser.parse_args(argv)
+    args, _unknown = parser.parse_known_args(argv)
     results = run(args.pipelines)
     rows = [(k, results[k]) for k in ("webhook_to_post", "click_to_play", "baseline_http_post")]
     print(table(rows, ["n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "ratio_p50_to_baseline"]))  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ real Redis and database, and the fake Slack and GitLab servers on threads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -102,8 +103,15 @@ class Bot:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
+        # A session of its own: a SIGKILL in a test reaches its children too (the RQ
+        # scheduler a worker forks), as it would when a container or node dies.
         process = subprocess.Popen(
-            [executable(), *args], cwd=self.workdir, env=self.env, stdout=log, stderr=log
+            [executable(), *args],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         self.processes[name] = process
         return process
@@ -122,12 +130,20 @@ class Bot:
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         process = self.processes.pop(name)
-        process.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self._kill_group(process)
+        else:
+            process.send_signal(sig)
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            self._kill_group(process)
             return process.wait()
+
+    @staticmethod
+    def _kill_group(process: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
     def stop_all(self) -> dict[str, int]:
         return {name: self.stop(name) for name in list(self.processes)}
