@@ -48,12 +48,7 @@ def remind_and_escalate(rt: Runtime) -> int:
 
 
 def _facts(rt: Runtime, policy: Policy, gate: Gate, request: ApprovalRequest) -> dict[str, str]:
-    rows = store.decisions(rt.db, request.id)
-    counted = [
-        approvals.Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(","))))
-        for r in rows
-    ]
-    missing = approvals.missing_roles(gate.require, approvals.assign(gate.require, counted))
+    rows, _, missing = store.progress(rt.db, request.id, gate)
     done = {r.slack_user_id for r in rows}
     mentions: list[str] = []
     for role in sorted(missing):

@@ -9,8 +9,8 @@ from typing import Any, ParamSpec
 
 from redis.exceptions import RedisError
 
-from bot import approvals, metrics
-from bot.approvals import ChangePerson, Counted
+from bot import metrics
+from bot.approvals import ChangePerson
 from bot.blocks import ApprovalLine, request_message
 from bot.events import GateEvent
 from bot.ledger import iso_utc
@@ -68,12 +68,7 @@ def change_people(request: ApprovalRequest) -> list[ChangePerson]:
 def _assignment(
     rt: Runtime, request: ApprovalRequest, gate: Gate | None
 ) -> tuple[list[Any], dict[str, str], dict[str, int]]:
-    rows = store.decisions(rt.db, request.id)
-    if gate is None:
-        return rows, {}, {}
-    counted = [Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(",")))) for r in rows]
-    assignment = approvals.assign(gate.require, counted)
-    return rows, assignment, approvals.missing_roles(gate.require, assignment)
+    return store.progress(rt.db, request.id, gate)
 
 
 def approver_records(

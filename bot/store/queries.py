@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
@@ -16,17 +17,17 @@ APPROVED_GRACE = timedelta(seconds=20)
 UNPOSTED_GRACE = timedelta(seconds=30)
 
 
+def _requests(db: Database, *conditions: Any) -> list[ApprovalRequest]:
+    with db.transaction() as session:
+        query = select(ApprovalRequest).where(*conditions)
+        return list(session.execute(query).scalars())
+
+
 def due_for_expiry(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
     now = now or utcnow()
-    with db.transaction() as session:
-        return list(
-            session.execute(
-                select(ApprovalRequest).where(
-                    ApprovalRequest.state == RequestState.PENDING,
-                    ApprovalRequest.expires_at <= now,
-                )
-            ).scalars()
-        )
+    return _requests(
+        db, ApprovalRequest.state == RequestState.PENDING, ApprovalRequest.expires_at <= now
+    )
 
 
 def stuck_plays(
@@ -34,53 +35,41 @@ def stuck_plays(
 ) -> list[ApprovalRequest]:
     """Approved requests nobody is playing, and plays whose worker's lease ran out."""
     now = now or utcnow()
-    with db.transaction() as session:
-        return list(
-            session.execute(
-                select(ApprovalRequest).where(
-                    or_(
-                        and_(
-                            ApprovalRequest.state == RequestState.APPROVED,
-                            ApprovalRequest.updated_at < now - APPROVED_GRACE,
-                        ),
-                        and_(
-                            ApprovalRequest.state == RequestState.PLAYING,
-                            ApprovalRequest.play_claimed_at < now - lease,
-                        ),
-                    )
-                )
-            ).scalars()
-        )
+    return _requests(
+        db,
+        or_(
+            and_(
+                ApprovalRequest.state == RequestState.APPROVED,
+                ApprovalRequest.updated_at < now - APPROVED_GRACE,
+            ),
+            and_(
+                ApprovalRequest.state == RequestState.PLAYING,
+                ApprovalRequest.play_claimed_at < now - lease,
+            ),
+        ),
+    )
 
 
 def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
     now = now or utcnow()
-    with db.transaction() as session:
-        return list(
-            session.execute(
-                select(ApprovalRequest).where(
-                    ApprovalRequest.state == RequestState.PENDING,
-                    ApprovalRequest.message_ts.is_(None),
-                    ApprovalRequest.created_at < now - UNPOSTED_GRACE,
-                )
-            ).scalars()
-        )
+    return _requests(
+        db,
+        ApprovalRequest.state == RequestState.PENDING,
+        ApprovalRequest.message_ts.is_(None),
+        ApprovalRequest.created_at < now - UNPOSTED_GRACE,
+    )
 
 
 def older_pending_for_ref(db: Database, newer: ApprovalRequest) -> list[ApprovalRequest]:
     """Pending requests of earlier pipelines for the same project, ref and gate job name."""
-    with db.transaction() as session:
-        return list(
-            session.execute(
-                select(ApprovalRequest).where(
-                    ApprovalRequest.project_id == newer.project_id,
-                    ApprovalRequest.ref == newer.ref,
-                    ApprovalRequest.job_name == newer.job_name,
-                    ApprovalRequest.pipeline_id < newer.pipeline_id,
-                    ApprovalRequest.state == RequestState.PENDING,
-                )
-            ).scalars()
-        )
+    return _requests(
+        db,
+        ApprovalRequest.project_id == newer.project_id,
+        ApprovalRequest.ref == newer.ref,
+        ApprovalRequest.job_name == newer.job_name,
+        ApprovalRequest.pipeline_id < newer.pipeline_id,
+        ApprovalRequest.state == RequestState.PENDING,
+    )
 
 
 def newer_request_for_ref(db: Database, request: ApprovalRequest) -> ApprovalRequest | None:
@@ -101,15 +90,11 @@ def newer_request_for_ref(db: Database, request: ApprovalRequest) -> ApprovalReq
 
 def pending_posted(db: Database) -> list[ApprovalRequest]:
     """Pending requests that have a Slack message (candidates for reminders)."""
-    with db.transaction() as session:
-        return list(
-            session.execute(
-                select(ApprovalRequest).where(
-                    ApprovalRequest.state == RequestState.PENDING,
-                    ApprovalRequest.message_ts.is_not(None),
-                )
-            ).scalars()
-        )
+    return _requests(
+        db,
+        ApprovalRequest.state == RequestState.PENDING,
+        ApprovalRequest.message_ts.is_not(None),
+    )
 
 
 def mark(db: Database, request_id: str, column: str, before: datetime | None) -> bool:

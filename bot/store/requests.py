@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import ledger
-from bot.approvals import Counted, Decision, Denied, Granted
+from bot.approvals import Counted, Decision, Denied, Granted, assign, missing_roles
+from bot.policy import Gate
 from bot.store import outbox
 from bot.store.db import Database
 from bot.store.models import (
@@ -121,6 +122,22 @@ def decisions(db: Database, request_id: str) -> list[DecisionRow]:
         return granted_approvals(session, request_id)
 
 
+def counted(rows: Sequence[DecisionRow]) -> list[Counted]:
+    """Granted approvals as the decision function sees them: who, holding which roles."""
+    return [Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(",")))) for r in rows]
+
+
+def progress(
+    db: Database, request_id: str, gate: Gate | None
+) -> tuple[list[DecisionRow], dict[str, str], dict[str, int]]:
+    """The approvals so far, the role each fills, and what each role still needs."""
+    rows = decisions(db, request_id)
+    if gate is None:
+        return rows, {}, {}
+    assignment = assign(gate.require, counted(rows))
+    return rows, assignment, missing_roles(gate.require, assignment)
+
+
 def _lock(session: Session, request_id: str) -> ApprovalRequest:
     request = session.execute(
         select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
@@ -149,11 +166,7 @@ def record_approval(
         state_before = request.state
         if request.state != RequestState.PENDING:
             return ApprovalOutcome(request, None, state_before)
-        counted = [
-            Counted(row.slack_user_id, frozenset(filter(None, row.roles.split(","))))
-            for row in granted_approvals(session, request_id)
-        ]
-        decision = decide(counted)
+        decision = decide(counted(granted_approvals(session, request_id)))
         now = utcnow()
         session.add(
             DecisionRow(

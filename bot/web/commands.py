@@ -82,13 +82,7 @@ def pending(rt: Runtime, user_id: str) -> str:
         gate = policy.gate_for(row.project_path, row.job_name)
         missing = "?"
         if gate is not None:
-            counted = [
-                approvals.Counted(d.slack_user_id, frozenset(filter(None, d.roles.split(","))))
-                for d in store.decisions(rt.db, row.id)
-            ]
-            missing = approvals.describe_missing(
-                approvals.missing_roles(gate.require, approvals.assign(gate.require, counted))
-            )
+            missing = approvals.describe_missing(store.progress(rt.db, row.id, gate)[2])
         age_min = int((now - row.created_at).total_seconds() // 60)
         link = (
             f"<{row.pipeline_url}|#{row.pipeline_id}>"
