@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypedDict, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bot.policy import Gate, Policy
+from bot.validation import first_problem
 
 # Pipeline statuses after which nothing in the pipeline will run any more.
 FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "skipped"})
@@ -156,9 +157,7 @@ def _validate(model: type[M], payload: dict[str, Any], what: str) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadEvent(f"invalid {what}: {where}: {first['msg']}") from None
+        raise BadEvent(f"invalid {what}: {first_problem(exc)}") from None
 
 
 def parse_pipeline(payload: dict[str, Any]) -> PipelineEvent:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.validation import first_problem
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -90,6 +92,4 @@ def parse_interaction(payload: dict[str, Any]) -> BlockActions | ViewSubmission 
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadPayload(f"malformed {kind} payload: {where}: {first['msg']}") from None
+        raise BadPayload(f"malformed {kind} payload: {first_problem(exc)}") from None
