@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
-
+from bot.admins import tell_admins_once
 from bot.policy_watch import PolicyWatcher
 from bot.runtime import Runtime
-from bot.slack import SlackError
 from bot.store import policies
 
 log = logging.getLogger(__name__)
@@ -18,7 +16,6 @@ REFUSED_TEXT = (
     ":warning: The approver policy `{path}` was changed but is invalid, so it was *not* "
     "loaded; the previous policy (version `{version}`) stays in force.\n```\n{reason}\n```"
 )
-NOTIFIED_TTL_S = 24 * 3600
 
 
 class AuditedWatcher(PolicyWatcher):
@@ -48,20 +45,9 @@ class AuditedWatcher(PolicyWatcher):
 
     def tell_admins(self, key: str, reason: str) -> None:
         """A direct message to each admin, once per refused content across all processes."""
-        try:
-            if not self.rt.redis.set(
-                f"approval-bot:policy-refused:{key}", "1", nx=True, ex=NOTIFIED_TTL_S
-            ):
-                return
-        except RedisError:
-            log.warning("Redis unavailable: admins may be told twice about the refused policy")
         loaded = self.holder.current
         text = REFUSED_TEXT.format(path=loaded.path, version=loaded.version[:12], reason=reason)
-        for admin in loaded.policy.admins:
-            try:
-                self.rt.slack.direct_message(admin, text)
-            except SlackError as exc:
-                log.error("cannot tell admin %s about the refused policy: %s", admin, exc.error)
+        tell_admins_once(self.rt, f"policy-refused:{key}", text)
 
 
 def start_policy_watch(rt: Runtime) -> AuditedWatcher:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.admins import message_admins
 from bot.events import GateEvent
 from bot.runtime import Runtime
 from bot.slack import SlackError
@@ -65,14 +66,8 @@ def _alert(rt: Runtime, request: ApprovalRequest, status: str) -> None:
     text = ALERT.format(
         job=request.job_name, project=request.project_path, pipeline=pipeline, status=status
     )
-    targets = [("channel", request.channel)] + [
-        ("admin", admin) for admin in rt.policy.current.policy.admins
-    ]
-    for kind, target in targets:
-        try:
-            if kind == "channel":
-                rt.slack.post_message(target, text, [])
-            else:
-                rt.slack.direct_message(target, text)
-        except SlackError as exc:
-            log.error("cannot alert %s %s of a bypass: %s", kind, target, exc.error)
+    try:
+        rt.slack.post_message(request.channel, text, [])
+    except SlackError as exc:
+        log.error("cannot alert %s of a bypass: %s", request.channel, exc.error)
+    message_admins(rt, text)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from bot import approvals, audit
+from bot.admins import tell_admins_once
 from bot.approvals import Counted, Denied
 from bot.directory import identify_clicker
 from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
@@ -30,7 +31,6 @@ from workers.support import (
     request_fields,
     signoff_note,
     tell,
-    tell_admins_once,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def open_request(event: GateEvent) -> str | None:
     if created:
         newer = queries.newer_request_for_ref(rt.db, request)
         if newer is not None:  # webhooks arrived out of order: this one is already stale
-            reason = SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
+            reason = superseded_by(newer)
             store.close(rt.db, request.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,))
             return request.id
     # Only the run that created the request posts it: a concurrent duplicate must not post
@@ -147,12 +147,16 @@ def post_request(rt: Runtime, request: ApprovalRequest) -> None:
     writeback.schedule(rt, request)
 
 
+def superseded_by(newer: ApprovalRequest) -> str:
+    if newer.pipeline_url:
+        return SUPERSEDED_BY_LINK.format(pipeline=newer.pipeline_id, url=newer.pipeline_url)
+    return SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
+
+
 def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
     """A newer pipeline for the same project, ref and gate closes the older pending ones."""
+    reason = superseded_by(newer)
     for older in queries.older_pending_for_ref(rt.db, newer):
-        reason = SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
-        if newer.pipeline_url:
-            reason = SUPERSEDED_BY_LINK.format(pipeline=newer.pipeline_id, url=newer.pipeline_url)
         closed = store.close(
             rt.db, older.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,)
         )
@@ -254,7 +258,7 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
     audit_url = rt.settings.AUDIT_API_URL
     approvers = approver_records(rt, before, gate)
     played, entry = store.finish_play(rt.db, request_id, approvers, audit=bool(audit_url))
-    if audit_url and entry is not None:
+    if entry is not None:
         deliver_audit(rt)
     log.info(
         "gate played for %s; sign-off ledger record %s",

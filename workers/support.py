@@ -7,8 +7,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec
 
-from redis.exceptions import RedisError
-
 from bot import metrics
 from bot.approvals import ChangePerson
 from bot.blocks import ApprovalLine, request_message
@@ -65,16 +63,10 @@ def change_people(request: ApprovalRequest) -> list[ChangePerson]:
     return people
 
 
-def _assignment(
-    rt: Runtime, request: ApprovalRequest, gate: Gate | None
-) -> tuple[list[Any], dict[str, str], dict[str, int]]:
-    return store.progress(rt.db, request.id, gate)
-
-
 def approver_records(
     rt: Runtime, request: ApprovalRequest, gate: Gate | None
 ) -> list[dict[str, Any]]:
-    rows, assignment, _ = _assignment(rt, request, gate)
+    rows, assignment, _ = store.progress(rt.db, request.id, gate)
     return [
         {
             "slack_user_id": row.slack_user_id,
@@ -87,7 +79,7 @@ def approver_records(
 
 
 def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[str, list[Any]]:
-    rows, assignment, missing = _assignment(rt, request, gate)
+    rows, assignment, missing = store.progress(rt.db, request.id, gate)
     lines = [
         ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
     ]
@@ -168,25 +160,3 @@ def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:
             rt.slack.post_ephemeral(target["channel_id"], target["user_id"], text)
     except SlackError as exc:
         log.warning("cannot tell %s: %s", target.get("user_id"), exc.error)
-
-
-ADMIN_NOTICE_TTL_S = 24 * 3600
-
-
-def tell_admins_once(rt: Runtime, key: str, text: str) -> None:
-    """A permanent problem an admin must fix: one DM per admin per problem per day (shared
-    across workers through Redis), and one error line in the log."""
-    try:
-        first = rt.redis.set(
-            f"approval-bot:admin-notice:{key}", "1", nx=True, ex=ADMIN_NOTICE_TTL_S
-        )
-    except RedisError:
-        first = True
-    if not first:
-        return
-    log.error("admins notified: %s", text)
-    for admin in rt.policy.current.policy.admins:
-        try:
-            rt.slack.direct_message(admin, text)
-        except SlackError as exc:
-            log.error("cannot notify admin %s: %s", admin, exc.error)
