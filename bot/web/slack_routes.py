@@ -14,7 +14,7 @@ from bot import approvals, blocks
 from bot.directory import roles_of
 from bot.slack import SlackError
 from bot.store import requests as store
-from bot.store.models import RequestState
+from bot.store.models import ApprovalRequest, RequestState
 from bot.web import commands
 from bot.web.security import replay_key, slack_signature_ok
 from bot.web.slack_payloads import BadPayload, BlockActions, ViewSubmission, parse_interaction
@@ -30,6 +30,7 @@ INTERACTIONS = Counter(
 REPLAY_TTL_S = 10 * 60
 REASON_REQUIRED = "Please say why you reject this deployment."
 UNKNOWN_REQUEST = "This approval request is unknown to the bot."
+NO_GATE = "No gate in the current policy covers this job."
 NOT_PENDING = "This request is already {state}; it can no longer be rejected."
 MODAL_FAILED = "Slack did not open the rejection form ({error}); please click Reject again."
 
@@ -121,9 +122,12 @@ def _block_actions(ctx: Edge, payload: BlockActions) -> Response:
 
 def _open_reject_modal(ctx: Edge, click: dict[str, Any], trigger_id: str) -> Response:
     """Reject needs a reason, so the modal opens now: a trigger_id lives only 3 seconds."""
-    refusal = _reject_refusal(ctx, click)
-    if refusal is None:
-        request_row = store.get(ctx.runtime.db, click["request_id"])
+    try:
+        request_row: ApprovalRequest | None = store.get(ctx.runtime.db, click["request_id"])
+    except store.RequestNotFound:
+        request_row = None
+    refusal = _reject_refusal(ctx, click, request_row)
+    if refusal is None and request_row is not None:
         view = blocks.reject_modal(
             request_row.id, request_row.project_path, request_row.pipeline_id
         )
@@ -138,18 +142,18 @@ def _open_reject_modal(ctx: Edge, click: dict[str, Any], trigger_id: str) -> Res
     return Response(status=200)
 
 
-def _reject_refusal(ctx: Edge, click: dict[str, Any]) -> str | None:
+def _reject_refusal(
+    ctx: Edge, click: dict[str, Any], request_row: ApprovalRequest | None
+) -> str | None:
     """Why this user may not reject now (None: they may). The worker checks again."""
-    try:
-        request_row = store.get(ctx.runtime.db, click["request_id"])
-    except store.RequestNotFound:
+    if request_row is None:
         return UNKNOWN_REQUEST
     if request_row.state != RequestState.PENDING:
         return NOT_PENDING.format(state=request_row.state)
     policy = ctx.runtime.policy.current.policy
     gate = policy.gate_for(request_row.project_path, request_row.job_name)
     if gate is None:
-        return "No gate in the current policy covers this job."
+        return NO_GATE
     clicker = approvals.Clicker(
         slack_user_id=click["user_id"],
         email=None,
