@@ -18,8 +18,8 @@ import requests
 from bench.stack import REDIS_URL as REDIS_DB9
 from bench.stack import flush, machine
 from bench.stats import summary, table, write
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import FakeSlack
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.slack import FakeSlack
 from tests.integration.harness import Bot, bot_env, request_id_of, seed_users, wait_until
 
 # Redis DB 9 is the benchmarks' own (bench/stack.py); the tests use other DBs.

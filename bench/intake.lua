@@ -1,6 +1,6 @@
 -- wrk script for bench/intake.py: every request is a different gated pipeline.
 --
--- BENCH_TEMPLATE is a real Pipeline Hook body (tests.fixtures.gitlab_events.pipeline_event)
+-- BENCH_TEMPLATE is a real Pipeline Hook body (bot.simulators.gitlab_events.pipeline_event)
 -- with the ids replaced by markers: {P} pipeline id, {T} test job id, {J} gate job id,
 -- {D} deploy job id. Each request fills them with fresh ids (thread id and a counter, so
 -- threads never collide) and sends a fresh Idempotency-Key: the bot has to take the

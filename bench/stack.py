@@ -25,9 +25,9 @@ import redis
 import requests
 from rq import Queue, Worker
 
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import FakeSlack
-from tests.fixtures.gitlab_events import pipeline_event
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.gitlab_events import pipeline_event
+from bot.simulators.slack import FakeSlack
 from tests.integration.harness import (
     WEBHOOK_SECRET,
     Bot,

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import redis
 
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.slack import FakeSlack
 from bot.store import requests as store
 from bot.store.migrate import upgrade
 from bot.store.models import RequestState, utcnow
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import FakeSlack
 from tests.fuzz.edge import REDIS_URL, Edge, build_app, settings_env
 
 LOCK_PATH = Path("/tmp/approval-bot-fuzz-redis-db8.lock")

@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
-from tests.fakes.slack_signing import (
+from bot.simulators.gitlab_events import build, job_event, pipeline_event
+from bot.simulators.slack_signing import (
     block_actions_payload,
     slash_command_body,
     view_submission_payload,
 )
-from tests.fixtures.gitlab_events import build, job_event, pipeline_event
 from tests.fuzz import edge as E
 
 # ----------------------------------------------------------------------------- scalars

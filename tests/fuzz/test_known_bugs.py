@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.fakes.slack_signing import FORM_CONTENT_TYPE, block_actions_payload, sign
-from tests.fixtures.gitlab_events import pipeline_event
+from bot.simulators.gitlab_events import pipeline_event
+from bot.simulators.slack_signing import FORM_CONTENT_TYPE, block_actions_payload, sign
 from tests.fuzz import edge as E
 
 WEBHOOK = "/webhooks/gitlab"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.slack_signing import FORM_CONTENT_TYPE, sign
+from bot.simulators.slack_signing import FORM_CONTENT_TYPE, sign
 from tests.fuzz import edge as E
 from tests.fuzz import strategies as S
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.gitlab_events import job_event
+from bot.simulators.gitlab_events import job_event
 from tests.fuzz import edge as E
 
 PATH = "/webhooks/gitlab"

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.gitlab_events import pipeline_event
+from bot.simulators.gitlab_events import pipeline_event
 from tests.fuzz import edge as E
 from tests.fuzz import strategies as S
 

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 import pytest
 import redis
 
+from bot.simulators.audit import FakeAuditApi
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.slack import FakeSlack
 from tests.conftest import drop_pg_database, fresh_pg_database
-from tests.fakes.audit import FakeAuditApi
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import FakeSlack
 from tests.integration.harness import Bot, bot_env, seed_users
 
 REDIS_DBS = {"sqlite": 12, "postgresql": 11}

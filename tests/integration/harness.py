@@ -19,16 +19,16 @@ from typing import Any
 
 import requests
 
-from tests.fakes.audit import FakeAuditApi
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_signing import (
+from bot.simulators.audit import FakeAuditApi
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.gitlab_events import pipeline_event
+from bot.simulators.slack import FakeSlack
+from bot.simulators.slack_signing import (
     block_actions_body,
     signed_headers,
     slash_command_body,
     view_submission_body,
 )
-from tests.fixtures.gitlab_events import pipeline_event
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 WEBHOOK_SECRET = "gitlab-webhook-secret-for-tests"

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.fakes.slack_signing import block_actions_body, slash_command_body
+from bot.simulators.slack_signing import block_actions_body, slash_command_body
 from tests.integration.harness import Bot, request_id_of
 
 pytestmark = pytest.mark.integration

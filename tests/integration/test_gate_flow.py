@@ -330,7 +330,7 @@ def test_gate_played_in_gitlab_behind_the_bots_back_is_a_bypass(live: Bot) -> No
 
 
 def test_job_hook_for_a_gate_never_seen_waiting_is_a_bypass(live: Bot) -> None:
-    from tests.fixtures.gitlab_events import job_event
+    from bot.simulators.gitlab_events import job_event
 
     n = next(_ids)
     job_id = 400_000 + n * 10
@@ -351,7 +351,7 @@ def test_job_hook_for_a_gate_never_seen_waiting_is_a_bypass(live: Bot) -> None:
 
 
 def test_job_hook_for_a_waiting_gate_opens_nothing(live: Bot) -> None:
-    from tests.fixtures.gitlab_events import job_event
+    from bot.simulators.gitlab_events import job_event
 
     hook = job_event(pipeline_id=46_000, job_id=460_000, gitlab_url=live.gitlab.url)
     answer = live.webhook(hook)

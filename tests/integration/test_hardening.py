@@ -22,8 +22,8 @@ import pytest
 import redis
 import requests
 
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import FakeSlack
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.slack import FakeSlack
 from tests.integration.harness import (
     GITLAB_TOKEN,
     SIGNING_SECRET,

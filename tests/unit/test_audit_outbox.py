@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import update
 
 from bot.audit import deliver_due
+from bot.simulators.audit import FakeAuditApi
 from bot.store import outbox
 from bot.store import requests as store
 from bot.store.db import Database
 from bot.store.models import OutboxMessage, utcnow
-from tests.fakes.audit import FakeAuditApi
 from tests.unit.test_store import complete, request_fields
 
 APPROVERS = [{"slack_user_id": "U1", "name": "Una", "role": "rm", "approved_at": "x"}]

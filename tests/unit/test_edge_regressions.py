@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.simulators.slack_signing import sign
 from bot.web.security import slack_signature_ok
-from tests.fakes.slack_signing import sign
 from tests.unit.edge_support import WEBHOOK_SECRET, edge_app
 
 SLACK_SECRET = "unit-slack-signing-secret"

@@ -18,15 +18,15 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.slack import (
+from bot.simulators.gitlab import FakeGitLab
+from bot.simulators.gitlab_events import hook_headers, job_event, pipeline_event, to_body
+from bot.simulators.slack import (
     FakeSlack,
     block_actions_body,
     sign,
     slash_command_body,
     view_submission_body,
 )
-from tests.fixtures.gitlab_events import hook_headers, job_event, pipeline_event, to_body
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 

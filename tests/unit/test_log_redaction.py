@@ -17,8 +17,8 @@ from rq.job import Job
 
 from bot import logs
 from bot.logs import REDACTED, redact, register_secrets
+from bot.simulators.gitlab_events import pipeline_event
 from bot.web.request_context import request_id_from
-from tests.fixtures.gitlab_events import pipeline_event
 from tests.unit.edge_support import WEBHOOK_SECRET, body_of, edge_app
 from workers.main import bind_job
 from workers.queue import REQUEST_ID_META, enqueue, make_queue

@@ -14,12 +14,12 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
-from tests.fakes.slack_signing import (
+from bot.simulators.gitlab_events import job_event, pipeline_event
+from bot.simulators.slack_signing import (
     block_actions_payload,
     slash_command_body,
     view_submission_payload,
 )
-from tests.fixtures.gitlab_events import job_event, pipeline_event
 from tests.fuzz.edge import (
     PIPELINE_HOOK_PATH,
     SPEC_PATH,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from bot.simulators.gitlab_events import pipeline_event
 from bot.web.security import gitlab_signature_ok, webhook_signature
-from tests.fixtures.gitlab_events import pipeline_event
 from tests.unit.edge_support import (
     SIGNING_KEY,
     SIGNING_TOKEN,

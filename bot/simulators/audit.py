@@ -9,7 +9,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.server import FakeServer, FaultBook, FaultRule, json_response
+from bot.simulators.server import FakeServer, FaultBook, FaultRule, json_response
 
 
 @dataclass

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.gitlab_entities import (
+from bot.simulators.gitlab_entities import (
     BOT_USER,
     CANCELABLE_STATUSES,
     COMPLETED_STATUSES,
@@ -28,7 +28,7 @@ from tests.fakes.gitlab_entities import (
     pipeline_json,
     project_json,
 )
-from tests.fakes.server import FakeServer, FaultBook, FaultRule, json_response
+from bot.simulators.server import FakeServer, FaultBook, FaultRule, json_response
 
 __all__ = ["Call", "FakeGitLab"]
 
@@ -160,7 +160,7 @@ class FakeGitLab(FakeServer):
         return job
 
     def seed_from_event(self, event: dict[str, Any]) -> None:
-        """Mirror a Pipeline Hook payload (tests.fixtures.gitlab_events)."""
+        """Mirror a Pipeline Hook payload (bot.simulators.gitlab_events)."""
         attrs, project = event["object_attributes"], event["project"]
         self.add_project(project["id"], project["path_with_namespace"])
         self.add_pipeline(project["id"], attrs["id"], attrs["status"], attrs["ref"], attrs["sha"])
@@ -416,14 +416,14 @@ class FakeGitLab(FakeServer):
             ("POST", r"/pipelines/(\d+)/cancel"),
         ]
         for route_verb, pattern in routes:
-            found = re.fullmatch(pattern, rest)
-            if route_verb == verb and found:
+            hit = re.fullmatch(pattern, rest)
+            if route_verb == verb and hit:
                 project = self._project(unquote(match["project"]))
                 if pattern in _LISTS:
-                    return self._lists(pattern, project, found, call)
+                    return self._lists(pattern, project, hit, call)
                 if pattern in _WRITES:
-                    return self._write(pattern, project, found[1], call)
-                arg = int(found[1]) if found.groups() else 0
+                    return self._write(pattern, project, hit[1], call)
+                arg = int(hit[1]) if hit.groups() else 0
                 return self._endpoint(verb, pattern, project, arg, call)
         return None
 

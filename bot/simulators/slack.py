@@ -17,8 +17,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.server import FakeServer, FaultBook, FaultRule, json_response
-from tests.fakes.slack_signing import (
+from bot.simulators.server import FakeServer, FaultBook, FaultRule, json_response
+from bot.simulators.slack_signing import (
     block_actions_body,
     block_actions_payload,
     sign,
@@ -27,7 +27,7 @@ from tests.fakes.slack_signing import (
     view_submission_body,
     view_submission_payload,
 )
-from tests.fakes.slack_workspace import SlackError, SlackWorkspace, dm_channel_for
+from bot.simulators.slack_workspace import SlackError, SlackWorkspace, dm_channel_for
 
 __all__ = [
     "Call",
