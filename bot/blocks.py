@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.approvals import describe_missing
+from bot.evidence import Evidence
+from bot.evidence_blocks import evidence_blocks
 from bot.store.models import ApprovalRequest, RequestState
 
 APPROVE_ACTION = "approve"
@@ -86,8 +88,12 @@ def request_message(
     request: ApprovalRequest,
     approvals: Sequence[ApprovalLine],
     missing: Mapping[str, int],
+    reasons: Sequence[str] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The message for any state: pending ones carry the buttons, final ones do not."""
+    """The message for any state: pending ones carry the buttons, final ones do not.
+
+    `reasons` say why the change needs more than the gate's base rules (risk rules).
+    """
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
@@ -95,6 +101,7 @@ def request_message(
             "text": {"type": "mrkdwn", "text": _headline(request)},
         },
         {"type": "section", "block_id": "evidence", "fields": _evidence_fields(request)},
+        *evidence_blocks(Evidence.from_json(request.evidence), reasons),
     ]
     context = _approvals_context(approvals)
     if context is not None:

@@ -7,6 +7,7 @@ import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from gitlab.exceptions import GitlabError
@@ -143,6 +144,61 @@ class GitLabReads:
             )
             for mr in found
         ]
+
+    # -- evidence: each call may fail on its own; the gatherer says what is missing --------
+
+    def last_deployment(self, project_id: int, environment: str) -> Deployment | None:
+        """The newest successful deployment to an environment, if there is one."""
+        path = f"/projects/{project_id}/deployments"
+        query = {
+            "environment": environment,
+            "status": "success",
+            "order_by": "id",
+            "sort": "desc",
+            "per_page": 1,
+        }
+        found = self._safely(
+            f"deployments of {project_id}",
+            lambda: self._gl.http_list(path, query_data=query, get_all=False),
+        )
+        return _deployment(found[0]) if found else None
+
+    def compare(self, project_id: int, base: str, head: str) -> dict[str, Any]:
+        """GitLab's compare of two commits: `commits` (oldest first), `diffs`, `web_url`."""
+        path = f"/projects/{project_id}/repository/compare"
+        query = {"from": base, "to": head}
+        result = self._safely(
+            f"compare {base[:8]}...{head[:8]}", lambda: self._gl.http_get(path, query_data=query)
+        )
+        return dict(result)
+
+    def commit(self, project_id: int, sha: str) -> dict[str, Any]:
+        path = f"/projects/{project_id}/repository/commits/{sha}"
+        return dict(self._safely(f"commit {sha[:8]}", lambda: self._gl.http_get(path)))
+
+    def commit_diff(self, project_id: int, sha: str) -> list[dict[str, Any]]:
+        path = f"/projects/{project_id}/repository/commits/{sha}/diff"
+        found = self._safely(
+            f"diff of {sha[:8]}", lambda: self._gl.http_list(path, get_all=True, per_page=100)
+        )
+        return [dict(d) for d in found]
+
+    def pipeline_jobs(self, project_id: int, pipeline_id: int) -> list[dict[str, Any]]:
+        path = f"/projects/{project_id}/pipelines/{pipeline_id}/jobs"
+        found = self._safely(
+            f"jobs of pipeline {pipeline_id}",
+            lambda: self._gl.http_list(path, get_all=True, per_page=100),
+        )
+        return [dict(j) for j in found]
+
+    def file_at(self, project_id: int, file_path: str, ref: str) -> str:
+        """A file's content at a commit, decoded as UTF-8 (undecodable bytes replaced)."""
+        path = f"/projects/{project_id}/repository/files/{quote(file_path, safe='')}/raw"
+        response = self._safely(
+            f"file {file_path}",
+            lambda: self._gl.http_get(path, query_data={"ref": ref}, raw=True, streamed=False),
+        )
+        return bytes(response.content).decode("utf-8-sig", errors="replace")
 
 
 def _fixed_segments(pattern: str) -> list[str]:

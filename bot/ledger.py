@@ -44,6 +44,7 @@ EXPORT_FIELDS = (
     "approvers",
     "rejected_by",
     "reason",
+    "risk_flags",
     "policy_version",
     "prev_hash",
     "hash",
@@ -266,6 +267,7 @@ def export_csv(session: Session, out: IO[str], only: ExportFilter | None = None)
         approvers = record.get("approvers") or []
         row = dict(record)
         row["approvers"] = ";".join(f"{a['slack_user_id']}:{a['role']}" for a in approvers)
+        row["risk_flags"] = ";".join(record.get("risk_flags") or [])
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
         count += 1
     return count

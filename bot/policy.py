@@ -33,7 +33,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from bot.policy_checks import Found, RuleSet, check_rule_sets
 from bot.policy_yaml import Loc, describe_value, format_loc, parse_yaml, shown_value
+from bot.risk import DEFAULT_FINANCIAL_TABLES, DEFAULT_MIGRATION_PATHS
 
 __all__ = [
     "Gate",
@@ -169,6 +171,66 @@ class Role(_Model):
 Duty = Literal["triggerer", "commit_author", "merge_request_author", "merged_by"]
 
 
+class RiskWhen(_Model):
+    """Facts about the change that make a risk rule apply (all stated ones must hold)."""
+
+    # A dangerous statement in a changed migration, or migrations that could not be checked.
+    migration_risk: StrictBool | None = None
+    # A job of an earlier stage failed (allowed to fail or not).
+    failed_jobs: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.migration_risk is None and self.failed_jobs is None:
+            raise PydanticCustomError(
+                _POLICY_ERROR, "names no condition (use migration_risk or failed_jobs)"
+            )
+        return self
+
+    def holds(self, facts: Mapping[str, bool]) -> bool:
+        stated = self.model_dump(exclude_none=True)
+        return all(facts.get(name, False) == value for name, value in stated.items())
+
+    def describe(self) -> str:
+        stated = self.model_dump(exclude_none=True)
+        return " and ".join(
+            RISK_FACT_TEXT[name] if value else f"no {RISK_FACT_TEXT[name]}"
+            for name, value in stated.items()
+        )
+
+
+RISK_FACT_TEXT: Mapping[str, str] = {
+    "migration_risk": "migration risk",
+    "failed_jobs": "failed earlier jobs",
+}
+
+
+class RiskRule(_Model):
+    """More approvals when the change is risky, in addition to the gate's own rules."""
+
+    when: RiskWhen
+    require: Annotated[tuple[Rule, ...], _non_empty("rule")]
+
+
+class RollbackPolicy(_Model):
+    """Who may roll a played gate back from Slack, and which jobs are involved."""
+
+    job: Name = "rollback:production"
+    smoke_job: Name = "post-deploy"
+    # None: one person holding any of the gate's roles.
+    require: Annotated[tuple[Rule, ...], _non_empty("rule")] | None = None
+    forbid_self_approval: StrictBool = True
+
+
+class EvidenceSettings(_Model):
+    """What the worker gathers for a request: where migrations live, which tables hold
+    money, and which environment's last deployment the change is compared with."""
+
+    environment: Name = "production"
+    migration_paths: Annotated[tuple[Name, ...], _non_empty("path")] = DEFAULT_MIGRATION_PATHS
+    financial_tables: tuple[Name, ...] = DEFAULT_FINANCIAL_TABLES
+
+
 class Gate(_Model):
     """A manual job (``job``) in matching projects that needs approvals before it may run."""
 
@@ -188,6 +250,9 @@ class Gate(_Model):
     # in the request's thread.
     escalate_after: Annotated[timedelta | None, BeforeValidator(_optional_duration)] = None
     escalate_channel: ChannelId | None = None
+    # Extra approvals when the change is risky (migration risk flags, failed earlier jobs).
+    risk_rules: tuple[RiskRule, ...] = ()
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
 
     @property
     def duties(self) -> tuple[Duty, ...]:
@@ -195,6 +260,14 @@ class Gate(_Model):
         if self.separation_of_duties is not None:
             return self.separation_of_duties
         return ("triggerer", "commit_author") if self.forbid_self_approval else ()
+
+    def applying_risk_rules(self, facts: Mapping[str, bool]) -> list[RiskRule]:
+        return [rule for rule in self.risk_rules if rule.when.holds(facts)]
+
+    def for_change(self, facts: Mapping[str, bool]) -> Gate:
+        """This gate with the extra rules the change's risk facts call for."""
+        extra = tuple(r for risk in self.applying_risk_rules(facts) for r in risk.require)
+        return self.model_copy(update={"require": self.require + extra}) if extra else self
 
     @field_serializer("expire_after", "remind_every", "escalate_after")
     def _dump_duration(self, value: timedelta | None) -> str | None:
@@ -219,16 +292,13 @@ class Policy(_Model):
     admins: tuple[UserId, ...] = ()
     identities: dict[Name, UserId] = Field(default_factory=dict)
     gates: Annotated[tuple[Gate, ...], _non_empty("gate")]
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Self:
         if info.context and info.context.get("skip_cross_checks"):
             return self  # load_policy runs them itself, with line numbers
-        gates: list[_GateRules] = [
-            (gi, [(ri, r.role, r.count) for ri, r in enumerate(g.require)])
-            for gi, g in enumerate(self.gates)
-        ]
-        found = _check_gates(dict(self.roles), gates)
+        found = _raw_cross_checks(self.model_dump(mode="json"))
         if found:
             raise ValueError("; ".join(f"{format_loc(loc)}: {why}" for loc, _, why in found))
         return self
@@ -254,89 +324,7 @@ class Policy(_Model):
         return next((u for g, u in self.identities.items() if g.lower() == wanted), None)
 
 
-# --------------------------------------------------------------------------- cross checks
-
-# (loc shown in the message, loc whose line is reported, reason)
-_Found = tuple[Loc, Loc, str]
-# a gate's index and its rules as (rule index, role name, count or None if invalid)
-_GateRules = tuple[int, list[tuple[int, str, int | None]]]
-
-
-def _check_gates(roles: Mapping[str, Role | None], gates: list[_GateRules]) -> list[_Found]:
-    """Unknown roles, and counts that no set of distinct people could ever satisfy.
-
-    ``roles`` maps every declared role name to its model, or to ``None`` if it is invalid.
-    Only roles without usergroups are checked for counts, as user groups can grow.
-    """
-    found: list[_Found] = []
-    known = ", ".join(sorted(name for name in roles if name)) or "none"
-    for gi, rules in gates:
-        require: Loc = ("gates", gi, "require")
-        needed: dict[str, tuple[int, int]] = {}  # role -> (total count, index of last rule)
-        checkable = True  # every rule valid and every role a fixed list of members
-        for ri, name, count in rules:
-            role = roles.get(name)
-            if name not in roles:
-                loc: Loc = (*require, ri, "role")
-                found.append((loc, loc, f"unknown role '{name}' (known: {known})"))
-            if count is None or role is None or role.usergroups:
-                checkable = False
-            else:
-                needed[name] = (needed.get(name, (0, 0))[0] + count, ri)
-        members = {name: set(r.members) for name, r in roles.items() if r is not None}
-        for name, (count, last) in needed.items():
-            if count > len(members[name]):
-                checkable = False
-                have = len(members[name])
-                reason = f"needs {count} {name} approvals but the role has only {have} member"
-                found.append((require, (*require, last, "count"), reason + "s" * (have != 1)))
-        if checkable:
-            counts = [(name, count or 0) for _, name, count in rules]
-            problem = _unmatchable(counts, members)
-            if problem:
-                found.append((require, require, problem))
-    return found
-
-
-def _unmatchable(rules: list[tuple[str, int]], members: Mapping[str, set[str]]) -> str | None:
-    """Match distinct people to rule slots (bipartite matching); explain any shortfall."""
-    slots = [k for k, (_, count) in enumerate(rules) for _ in range(count)]
-    if len(slots) > 300:  # far beyond any real policy; skip rather than recurse deeply
-        return None
-    people = [sorted(members[name]) for name, _ in rules]
-    owner: dict[str, int] = {}  # person -> slot
-
-    def assign(slot: int, seen_people: set[str], seen_slots: set[int]) -> bool:
-        seen_slots.add(slot)
-        for person in people[slots[slot]]:
-            if person not in seen_people:
-                seen_people.add(person)
-                if person not in owner or assign(owner[person], seen_people, seen_slots):
-                    owner[person] = slot
-                    return True
-        return False
-
-    for slot in range(len(slots)):
-        seen_slots: set[int] = set()
-        if not assign(slot, set(), seen_slots):
-            # The rules reached by the failed search need more people than they can reach
-            # (Hall's theorem), so report exactly those rules.
-            need: dict[str, int] = {}
-            for k in sorted({slots[s] for s in seen_slots}):
-                need[rules[k][0]] = need.get(rules[k][0], 0) + rules[k][1]
-            who = sorted({p for name in need for p in members[name]})
-            what = " + ".join(f"{n} {name}" for name, n in need.items())
-            those = "that role" if len(need) == 1 else "those roles"
-            holders = "1 person holds" if len(who) == 1 else f"{len(who)} people hold"
-            return (
-                f"cannot be met by distinct people: {what} approvals need "
-                f"{sum(need.values())} different approvers, but only {holders} {those}"
-                f" ({', '.join(who)})"
-            )
-    return None
-
-
-def _raw_cross_checks(data: Any) -> list[_Found]:
+def _raw_cross_checks(data: Any) -> list[Found]:
     """Cross checks on the raw data, so they run even when other parts are invalid."""
     if not isinstance(data, dict) or not isinstance(data.get("roles"), dict):
         return []
@@ -346,18 +334,41 @@ def _raw_cross_checks(data: Any) -> list[_Found]:
             roles[name] = Role.model_validate(value)
         except ValidationError:
             roles[name] = None
-    gates: list[_GateRules] = []
+    sets: list[RuleSet] = []
     raw_gates = data.get("gates")
     for gi, gate in enumerate(raw_gates if isinstance(raw_gates, list) else []):
-        require = gate.get("require") if isinstance(gate, dict) else None
-        rules = []
-        for ri, rule in enumerate(require if isinstance(require, list) else []):
-            if isinstance(rule, dict) and isinstance(rule.get("role"), str):
-                count = rule.get("count")
-                valid = type(count) is int and count >= 1 and set(rule) <= {"role", "count"}
-                rules.append((ri, rule["role"], count if valid else None))
-        gates.append((gi, rules))
-    return _check_gates(roles, gates)
+        if isinstance(gate, dict):
+            sets.extend(_gate_rule_sets(("gates", gi), gate))
+    return check_rule_sets(roles, sets)
+
+
+def _rules_at(where: Loc, raw: Any) -> list[tuple[Loc, str, int | None]]:
+    """The readable rules of a raw `require` list (count None where it is invalid)."""
+    rules: list[tuple[Loc, str, int | None]] = []
+    for ri, rule in enumerate(raw if isinstance(raw, list) else []):
+        if isinstance(rule, dict) and isinstance(rule.get("role"), str):
+            count = rule.get("count")
+            valid = type(count) is int and count >= 1 and set(rule) <= {"role", "count"}
+            rules.append(((*where, ri), rule["role"], count if valid else None))
+    return rules
+
+
+def _gate_rule_sets(where: Loc, gate: dict[str, Any]) -> list[RuleSet]:
+    """Rules that must be met together: the base rules; the base rules plus each risk
+    rule's extras (by distinct people); the rollback's own rules."""
+    base_loc: Loc = (*where, "require")
+    base = _rules_at(base_loc, gate.get("require"))
+    sets: list[RuleSet] = [(base_loc, base)]
+    risk_rules = gate.get("risk_rules")
+    for k, risk in enumerate(risk_rules if isinstance(risk_rules, list) else []):
+        if isinstance(risk, dict):
+            extra_loc: Loc = (*where, "risk_rules", k, "require")
+            sets.append((extra_loc, base + _rules_at(extra_loc, risk.get("require"))))
+    rollback = gate.get("rollback")
+    if isinstance(rollback, dict) and rollback.get("require") is not None:
+        rollback_loc: Loc = (*where, "rollback", "require")
+        sets.append((rollback_loc, _rules_at(rollback_loc, rollback["require"])))
+    return sets
 
 
 # --------------------------------------------------------------------------- errors
@@ -393,15 +404,20 @@ class LoadedPolicy:
 
 
 def _model_at(loc: Loc) -> type[_Model]:
-    shapes: list[tuple[type[_Model], int, str | None]] = [
-        (Rule, 4, "require"),
-        (Gate, 2, "gates"),
-        (Role, 2, "roles"),
-    ]
-    for model, depth, parent in shapes:
-        if len(loc) == depth and loc[depth - 2] == parent:
-            return model
-    return Policy
+    """The model whose keys live at ``loc`` (to suggest the allowed ones)."""
+    last = loc[-1] if loc else None
+    shapes: dict[object, type[_Model]] = {
+        "when": RiskWhen,
+        "rollback": RollbackPolicy,
+        "evidence": EvidenceSettings,
+    }
+    if len(loc) >= 2 and loc[-2] == "require":
+        return Rule
+    if len(loc) >= 2 and loc[-2] == "risk_rules":
+        return RiskRule
+    if len(loc) == 2 and loc[0] in ("gates", "roles"):
+        return Gate if loc[0] == "gates" else Role
+    return shapes.get(last, Policy) if len(loc) > 1 or last == "evidence" else Policy
 
 
 def _explain(err: ErrorDetails) -> tuple[Loc, Loc, str]:

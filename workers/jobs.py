@@ -10,9 +10,11 @@ from bot.admins import tell_admins_once
 from bot.approvals import Counted, Denied
 from bot.directory import identify_clicker
 from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
+from bot.evidence import gate_for_request
+from bot.evidence_gather import Target, gather
 from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retries
 from bot.gitlab_reads import GitLabReads
-from bot.policy import Gate
+from bot.policy import EvidenceSettings, Gate
 from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store import queries
@@ -84,6 +86,7 @@ def open_request(event: GateEvent) -> str | None:
     fields = request_fields(event, gate, loaded.version, RequestState.PENDING)
     if store.find_for_job(rt.db, event["project_id"], event["job_id"]) is None:
         fields.update(merge_request_facts(rt, gate, event))
+        fields["evidence"] = gather_evidence(rt, loaded.policy.evidence, event)
     request, created = store.create(rt.db, fields)
     if created:
         newer = queries.newer_request_for_ref(rt.db, request)
@@ -131,9 +134,23 @@ def merge_request_facts(rt: Runtime, gate: Gate, event: GateEvent) -> dict[str, 
     }
 
 
+def gather_evidence(rt: Runtime, settings: EvidenceSettings, event: GateEvent) -> str | None:
+    """What changed, how earlier jobs went, and migration risk: stored with the request."""
+    if not event["sha"]:
+        return None
+    target = Target(
+        event["project_id"],
+        event["pipeline_id"],
+        event["job_id"],
+        event["sha"],
+        event["project_url"],
+    )
+    return gather(GitLabReads(rt.gitlab), target, settings).to_json()
+
+
 def post_request(rt: Runtime, request: ApprovalRequest) -> None:
     """Post the request to its gate's channel and remember the message."""
-    gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
+    gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)
     try:
         ts = rt.slack.post_message(request.channel, text, blocks)
@@ -183,7 +200,7 @@ def approve(click: dict[str, Any]) -> str:
         tell(rt, click, EXPIRED.format(at=request.expires_at.strftime("%Y-%m-%d %H:%M")))
         return "expired"
     loaded = rt.policy.current
-    gate = loaded.policy.gate_for(request.project_path, request.job_name)
+    gate = gate_for_request(loaded.policy, request)
     if gate is None:
         tell(rt, click, NO_GATE)
         return "no-gate"
@@ -254,7 +271,7 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         if closed is not None:
             announce(rt, closed, None)
         return "job-moved-on"
-    gate = rt.policy.current.policy.gate_for(before.project_path, before.job_name)
+    gate = gate_for_request(rt.policy.current.policy, before)
     audit_url = rt.settings.AUDIT_API_URL
     approvers = approver_records(rt, before, gate)
     played, entry = store.finish_play(rt.db, request_id, approvers, audit=bool(audit_url))
@@ -279,7 +296,7 @@ def reject(submission: dict[str, Any]) -> str:
         log.warning("rejection for unknown request %s", submission["request_id"])
         return "unknown"
     loaded = rt.policy.current
-    gate = loaded.policy.gate_for(request.project_path, request.job_name)
+    gate = gate_for_request(loaded.policy, request)
     reply = {"channel_id": request.channel, **submission}
     if gate is None:
         tell(rt, reply, NO_GATE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from bot import approvals
+from bot.evidence import gate_for_request
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.slack import SlackError
@@ -27,7 +28,7 @@ def remind_and_escalate(rt: Runtime) -> int:
     policy = rt.policy.current.policy
     now = utcnow()
     for request in queries.pending_posted(rt.db):
-        gate = policy.gate_for(request.project_path, request.job_name)
+        gate = gate_for_request(policy, request)
         if gate is None:
             continue
         last = request.reminded_at or request.created_at

@@ -11,6 +11,7 @@ from bot import metrics
 from bot.approvals import ChangePerson
 from bot.blocks import ApprovalLine, request_message
 from bot.events import GateEvent
+from bot.evidence import facts_of, gate_for_request, risk_reasons
 from bot.ledger import iso_utc
 from bot.policy import Gate
 from bot.runtime import Runtime
@@ -83,7 +84,8 @@ def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[st
     lines = [
         ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
     ]
-    return request_message(request, lines, missing)
+    reasons = risk_reasons(gate, facts_of(request.evidence)) if gate is not None else []
+    return request_message(request, lines, missing, reasons)
 
 
 def counted(counter: str, label: str) -> Callable[[Callable[P, str]], Callable[P, str]]:
@@ -134,7 +136,7 @@ def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) ->
     if request.message_ts is None:
         return
     if gate is None:
-        gate = rt.policy.current.policy.gate_for(request.project_path, request.job_name)
+        gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)
     try:
         rt.slack.update_message(request.channel, request.message_ts, text, blocks)

@@ -28,6 +28,7 @@ from bot.simulators.gitlab_entities import (
     pipeline_json,
     project_json,
 )
+from bot.simulators.gitlab_repository import FakeCommit, FakeRepository, RawText, RepositoryNotFound
 from bot.simulators.server import FakeServer, FaultBook, FaultRule, json_response
 
 __all__ = ["Call", "FakeGitLab"]
@@ -87,6 +88,7 @@ class FakeGitLab(FakeServer):
         self.jobs: dict[int, dict[str, Any]] = {}
         self._plays: dict[int, int] = {}
         self.deployments: list[dict[str, Any]] = []
+        self.repositories: dict[int, FakeRepository] = {}
         self.merge_requests: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
@@ -206,6 +208,28 @@ class FakeGitLab(FakeServer):
             }
             self.deployments.append(deployment)
             return deployment
+
+    def add_commit(
+        self,
+        project_id: int,
+        sha: str,
+        *,
+        title: str = "Change",
+        author_name: str = "Alice Dev",
+        author_email: str = "alice@example.com",
+        files: dict[str, str | None] | None = None,
+        parent: str | None = None,
+    ) -> dict[str, Any]:
+        """A commit in the project's repository (for commits, diffs, compare and raw files);
+        `files` maps each path it changes to the new content, None for a deletion."""
+        project = self.projects[project_id]
+        with self._lock:
+            repository = self.repositories.setdefault(
+                project_id, FakeRepository(f"{self.url}/{project['path_with_namespace']}")
+            )
+            commit = FakeCommit(sha, title, author_name, author_email, parent, dict(files or {}))
+            repository.add(commit)
+            return repository.commit_json(commit)
 
     def add_merge_request(
         self,
@@ -364,6 +388,8 @@ class FakeGitLab(FakeServer):
         call: Call, body: Any, status: int, headers: dict[str, str] | None = None
     ) -> Response:
         call.status, call.response = status, body
+        if isinstance(body, RawText):
+            return Response(body.text, status=status, content_type="text/plain; charset=utf-8")
         return json_response(body, status, headers)
 
     def _dispatch(self, call: Call) -> tuple[Any, int]:
@@ -401,6 +427,8 @@ class FakeGitLab(FakeServer):
         if match is None:
             return None
         rest = match["rest"] or ""
+        if verb == "GET" and rest.startswith("/repository/") and "merge_requests" not in rest:
+            return self._repository(self._project(unquote(match["project"])), rest, call)
         routes: list[tuple[str, str]] = [
             ("GET", r""),
             ("GET", r"/jobs"),
@@ -426,6 +454,15 @@ class FakeGitLab(FakeServer):
                 arg = int(hit[1]) if hit.groups() else 0
                 return self._endpoint(verb, pattern, project, arg, call)
         return None
+
+    def _repository(self, project: dict[str, Any], rest: str, call: Call) -> tuple[Any, int]:
+        repository = self.repositories.get(project["id"])
+        if repository is None:
+            raise _NotFoundError("404 Commit Not Found")
+        try:
+            return repository.route(rest, call.query)
+        except RepositoryNotFound as exc:
+            raise _NotFoundError(str(exc)) from None
 
     def _write(
         self, pattern: str, project: dict[str, Any], target: str, call: Call
@@ -471,13 +508,18 @@ class FakeGitLab(FakeServer):
         if pattern == "/deployments":
             env = call.query.get("environment", [None])[0]
             status = call.query.get("status", [None])[0]
-            return [
-                d
-                for d in self.deployments
-                if d["project_id"] == project["id"]
-                and (env is None or d["environment"]["name"] == env)
-                and (status is None or d["status"] == status)
-            ], 200
+            newest_first = call.query.get("sort", ["asc"])[0] == "desc"
+            return sorted(
+                (
+                    d
+                    for d in self.deployments
+                    if d["project_id"] == project["id"]
+                    and (env is None or d["environment"]["name"] == env)
+                    and (status is None or d["status"] == status)
+                ),
+                key=lambda d: d["id"],
+                reverse=newest_first,
+            ), 200
         sha = found[1]
         return [
             m

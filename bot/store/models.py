@@ -87,6 +87,17 @@ class ApprovalRequest(Base):
     merge_request_url: Mapped[str | None] = mapped_column(String(1024))
     merge_request_author_username: Mapped[str | None] = mapped_column(String(255))
     merged_by_username: Mapped[str | None] = mapped_column(String(255))
+    # JSON of bot.evidence.Evidence: what the worker gathered when the request opened.
+    evidence: Mapped[str | None] = mapped_column(Text)
+    deployed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    smoke_failed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # None (nothing offered yet), offered, playing, played, failed: see bot.store.rollbacks.
+    rollback_state: Mapped[str | None] = mapped_column(String(16))
+    rollback_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    rollback_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rollback_offer_ts: Mapped[str | None] = mapped_column(String(32))
+    rollback_alert_ts: Mapped[str | None] = mapped_column(String(32))
 
 
 class Decision(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot import ledger
 from bot.approvals import Counted, Decision, Denied, Granted, assign, missing_roles
+from bot.evidence import Evidence
 from bot.policy import Gate
 from bot.store import outbox
 from bot.store.db import Database
@@ -272,6 +273,8 @@ def finish_play(
         request.state = RequestState.PLAYED
         request.played_at = now
         fields = evidence(request, approvers=approvers, policy_version=request.policy_version)
+        found = Evidence.from_json(request.evidence)
+        fields["risk_flags"] = found.flag_lines() if found is not None else []
         entry = ledger.append(session, "signoff", fields, now)
         if audit:
             outbox.add_deployment(session, entry, request, approvers)

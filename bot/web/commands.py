@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import approvals
 from bot.directory import roles_of
+from bot.evidence import gate_for_request
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.store import requests as store
@@ -79,7 +80,7 @@ def pending(rt: Runtime, user_id: str) -> str:
     now = utcnow()
     lines = [f"*{len(rows)} pending approval request(s):*"]
     for row in rows[:20]:
-        gate = policy.gate_for(row.project_path, row.job_name)
+        gate = gate_for_request(policy, row)
         missing = "?"
         if gate is not None:
             missing = approvals.describe_missing(store.progress(rt.db, row.id, gate)[2])

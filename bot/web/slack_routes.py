@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from bot import approvals, blocks
 from bot.directory import roles_of
+from bot.evidence import gate_for_request
 from bot.slack import SlackError
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState
@@ -151,7 +152,7 @@ def _reject_refusal(
     if request_row.state != RequestState.PENDING:
         return NOT_PENDING.format(state=request_row.state)
     policy = ctx.runtime.policy.current.policy
-    gate = policy.gate_for(request_row.project_path, request_row.job_name)
+    gate = gate_for_request(policy, request_row)
     if gate is None:
         return NO_GATE
     clicker = approvals.Clicker(
