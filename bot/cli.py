@@ -1,4 +1,4 @@
-"""The `approval-bot` command: web, worker, db, config, ledger."""
+"""The `approval-bot` command: web, worker, db, config, ledger, sandbox."""
 
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         "commissions, withdrawals, deposits)",
     )
 
+    sandbox = sub.add_parser(
+        "sandbox", help="try the bot locally with simulated GitLab and Slack, in a browser page"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="the page's address")
+    sandbox.add_argument("--port", type=int, default=8000, help="the page's port (0: any free)")
+    sandbox.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    sandbox.add_argument("--workdir", type=Path, help="keep the database and logs here")
+
     ledger = sub.add_parser("ledger", help="sign-off ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     ledger_sub.add_parser("verify", help="check the ledger end to end")
@@ -110,6 +118,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return config_check(args.policy)
     if args.command == "policy":
         return policy_explain(args)
+    if args.command == "sandbox":
+        from bot.sandbox.runner import Options, run
+
+        return run(Options(args.host, args.port, args.redis_url, args.workdir))
     if args.command == "scan-migrations":
         from bot.risk import scan_command
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 
+from bot.sandbox.env import Credentials
+from bot.sandbox.env import bot_env as sandbox_env
 from bot.simulators.audit import FakeAuditApi
 from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.gitlab_events import pipeline_event
@@ -35,6 +37,7 @@ WEBHOOK_SECRET = "gitlab-webhook-secret-for-tests"
 SIGNING_SECRET = "slack-signing-secret-for-tests"
 SLACK_TOKEN = "xoxb-test-token"
 GITLAB_TOKEN = "glpat-test"
+CREDENTIALS = Credentials(WEBHOOK_SECRET, SIGNING_SECRET, SLACK_TOKEN, GITLAB_TOKEN)
 
 USERS = {
     "U0RM00001": ("rita", "rita@example.com"),
@@ -45,6 +48,7 @@ USERS = {
     "U0BOB0001": ("bob", "bob@example.com"),
     "U0OUTSIDE": ("oscar", "oscar@example.com"),
     "U0GROUP01": ("greta", "greta@example.com"),
+    "U0DBA0001": ("dana", "dana@example.com"),
 }
 
 
@@ -248,24 +252,22 @@ def request_id_of(message: dict[str, Any]) -> str:
 def bot_env(
     workdir: Path, slack: FakeSlack, gitlab: FakeGitLab, database_url: str, redis_url: str
 ) -> dict[str, str]:
+    """The environment of the bot's processes, built as `approval-bot sandbox` builds it."""
     policy = workdir / "approvers.yml"
     policy.write_bytes((FIXTURES / "approvers.yml").read_bytes())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITLAB_"))}
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        GITLAB_URL=gitlab.url,
-        GITLAB_TOKEN=GITLAB_TOKEN,
-        GITLAB_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        SLACK_BOT_TOKEN=SLACK_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        APPROVAL_POLICY=str(policy),
-        MAX_BODY_BYTES=str(64 * 1024),
-        USERGROUP_CACHE_TTL="1",
-        SWEEP_INTERVAL_SECONDS="2",
+    return sandbox_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        gitlab_url=gitlab.url,
+        slack_api_url=slack.api_url,
+        policy=policy,
+        credentials=CREDENTIALS,
+        extra={
+            "MAX_BODY_BYTES": str(64 * 1024),
+            "USERGROUP_CACHE_TTL": "1",
+            "SWEEP_INTERVAL_SECONDS": "2",
+        },
     )
-    return env
 
 
 def seed_users(slack: FakeSlack) -> None:
