@@ -1,0 +1,46 @@
+"""`approval-bot sandbox` refuses to start with one clear line when it cannot run."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+
+from tests.integration.harness import executable
+
+pytestmark = pytest.mark.integration
+
+
+def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [executable(), "sandbox", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_unreachable_redis_exits_2_with_one_line_saying_how_to_get_one() -> None:
+    done = sandbox("--port", "0", "--redis-url", "redis://:secret@127.0.0.1:1/0")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Redis is not reachable at 127.0.0.1:1/0" in lines[0]
+    assert "apt-get install redis-server" in lines[0]
+    assert "docker run -p 6379:6379 redis" in lines[0]
+    assert "secret" not in lines[0]
+
+
+def test_busy_page_port_exits_2_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = sandbox("--port", str(port), "--redis-url", "redis://127.0.0.1:6379/7")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
