@@ -243,3 +243,55 @@ def decide_rejection(gate: Gate, clicker: Clicker) -> Denied | None:
         return None
     roles = " or ".join(gate_roles(gate))
     return Denied(DenialCode.NOT_AUTHORIZED, NOT_AUTHORIZED_REJECT.format(roles=roles))
+
+
+ANY_GATE_ROLE = "approver of the gate"
+NOT_AUTHORIZED_ROLLBACK = (
+    "You may not roll this deployment back: it needs {roles}, and you hold none of these roles."
+)
+ROLLBACK_SELF = "You may not approve this rollback because you {relation}."
+
+
+def rollback_gate(gate: Gate) -> Gate:
+    """The gate's rollback policy as a gate of its own: its rules (default: one person
+    holding any of the gate's roles) and its separation of duties."""
+    rollback = gate.rollback
+    require = rollback.require or (Rule(role=ANY_GATE_ROLE, count=1),)
+    duties = gate.duties if rollback.forbid_self_approval else ()
+    return gate.model_copy(
+        update={"require": require, "separation_of_duties": duties, "risk_rules": ()}
+    )
+
+
+def rollback_roles(gate: Gate, roles: frozenset[str]) -> frozenset[str]:
+    """The roles a person holds for the rollback rules (the default rule's role included)."""
+    if gate.rollback.require is None and roles & set(gate_roles(gate)):
+        return roles | {ANY_GATE_ROLE}
+    return roles
+
+
+def decide_rollback(
+    gate: Gate,
+    identities: Mapping[str, str],
+    clicker: Clicker,
+    people: Sequence[ChangePerson],
+    counted: Sequence[Counted],
+) -> Decision:
+    """Decide one Roll back click under the gate's rollback policy."""
+    rules_gate = rollback_gate(gate)
+    held = Clicker(
+        clicker.slack_user_id,
+        clicker.email,
+        rollback_roles(gate, clicker.roles),
+        clicker.is_admin,
+    )
+    if not held.roles & set(gate_roles(rules_gate)):
+        roles = gate_roles(rules_gate) if gate.rollback.require else gate_roles(gate)
+        return Denied(
+            DenialCode.NOT_AUTHORIZED, NOT_AUTHORIZED_ROLLBACK.format(roles=" or ".join(roles))
+        )
+    decision = decide_approval(rules_gate, identities, held, people, counted)
+    if isinstance(decision, Denied) and decision.code == DenialCode.SELF_APPROVAL:
+        relation = decision.message.removeprefix(SELF_APPROVAL.split("{", 1)[0]).rstrip(".")
+        return Denied(decision.code, ROLLBACK_SELF.format(relation=relation))
+    return decision

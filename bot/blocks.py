@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,10 +10,12 @@ from typing import Any
 from bot.approvals import describe_missing
 from bot.evidence import Evidence
 from bot.evidence_blocks import evidence_blocks
+from bot.policy import Policy
 from bot.store.models import ApprovalRequest, RequestState
 
 APPROVE_ACTION = "approve"
 REJECT_ACTION = "reject"
+ROLLBACK_ACTION = "rollback"
 REJECT_CALLBACK = "reject_reason"
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
@@ -201,3 +203,15 @@ def reject_modal(request_id: str, project_path: str, pipeline_id: int) -> dict[s
             },
         ],
     }
+
+
+def role_mentions(policy: Policy, roles: Iterable[str], done: Container[str] = ()) -> str:
+    """Slack mentions of who holds these roles (members not in `done`, and user groups)."""
+    mentions: list[str] = []
+    for role in sorted(roles):
+        definition = policy.roles.get(role)
+        if definition is None:
+            continue
+        mentions += [f"<@{m}>" for m in definition.members if m not in done]
+        mentions += [f"<!subteam^{g}>" for g in definition.usergroups]
+    return " ".join(dict.fromkeys(mentions))

@@ -151,6 +151,7 @@ class JobEvent(_Model):
     project: HookProject
     user: HookUser | None = None
     commit: JobCommit | None = None
+    environment: Environment | None = None
 
 
 def _validate(model: type[M], payload: dict[str, Any], what: str) -> M:

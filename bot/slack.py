@@ -116,6 +116,25 @@ class SlackClient:
     def post_thread(self, channel: str, thread_ts: str, text: str) -> None:
         self._call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
 
+    def post_reply(
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        broadcast: bool = False,
+    ) -> str:
+        """A reply with blocks in a thread (also shown in the channel when `broadcast`)."""
+        data = self._call(
+            "chat.postMessage",
+            channel=channel,
+            thread_ts=thread_ts,
+            text=text,
+            blocks=blocks,
+            reply_broadcast=broadcast,
+        )
+        return str(data["ts"])
+
     def direct_message(self, user: str, text: str) -> None:
         channel = self._call("conversations.open", users=user)["channel"]["id"]
         self._call("chat.postMessage", channel=channel, text=text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from bot import approvals
+from bot.blocks import role_mentions
 from bot.evidence import gate_for_request
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
@@ -51,14 +52,8 @@ def remind_and_escalate(rt: Runtime) -> int:
 def _facts(rt: Runtime, policy: Policy, gate: Gate, request: ApprovalRequest) -> dict[str, str]:
     rows, _, missing = store.progress(rt.db, request.id, gate)
     done = {r.slack_user_id for r in rows}
-    mentions: list[str] = []
-    for role in sorted(missing):
-        definition = policy.roles.get(role)
-        if definition is None:
-            continue
-        mentions += [f"<@{m}>" for m in definition.members if m not in done]
-        mentions += [f"<!subteam^{g}>" for g in definition.usergroups]
-    who = f"Can approve: {' '.join(dict.fromkeys(mentions))}" if mentions else ""
+    mentions = role_mentions(policy, missing, done)
+    who = f"Can approve: {mentions}" if mentions else ""
     return {"missing": approvals.describe_missing(missing), "who": who}
 
 

@@ -315,6 +315,9 @@ class FakeGitLab(FakeServer):
             )
         )
 
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
     # -------------------------------------------------------------- recording
     def calls_to(self, method: str, path_regex: str = "") -> list[Call]:
         rx = re.compile(path_regex)

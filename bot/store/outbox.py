@@ -33,13 +33,33 @@ def add_deployment(
         "pipeline_url": request.pipeline_url,
         "approved_at": ledger.iso_utc(approved_at),
         "project": request.project_path,
-        "ledger_sequence": entry.sequence,
-        "ledger_hash": entry.hash,
     }
+    _add(session, entry, "deployments", body)
+
+
+def add_rollback(
+    session: Session, entry: LedgerEntry, request: ApprovalRequest, approvers: list[dict[str, Any]]
+) -> None:
+    """POST {AUDIT_API_URL}/rollbacks: who rolled which deployment back, and when."""
+    body = {
+        "rolled_back_by": [a["slack_user_id"] for a in approvers],
+        "commit_sha": request.sha,
+        "environment": request.environment,
+        "pipeline_url": request.pipeline_url,
+        "rolled_back_at": ledger.iso_utc(request.rolled_back_at or utcnow()),
+        "rollback_job_id": request.rollback_job_id,
+        "project": request.project_path,
+    }
+    _add(session, entry, "rollbacks", body)
+
+
+def _add(session: Session, entry: LedgerEntry, endpoint: str, body: dict[str, Any]) -> None:
+    # The key derives from the ledger entry, so every retry of this message carries it.
+    body.update(ledger_sequence=entry.sequence, ledger_hash=entry.hash)
     session.add(
         OutboxMessage(
             ledger_sequence=entry.sequence,
-            endpoint="deployments",
+            endpoint=endpoint,
             body=json.dumps(body, sort_keys=True),
             idempotency_key=f"approval-bot-{entry.hash}",
             attempts=0,

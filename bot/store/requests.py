@@ -104,13 +104,15 @@ def set_message(db: Database, request_id: str, channel: str, ts: str) -> None:
         )
 
 
-def granted_approvals(session: Session, request_id: str) -> list[DecisionRow]:
+def granted_approvals(
+    session: Session, request_id: str, action: str = "approve"
+) -> list[DecisionRow]:
     return list(
         session.execute(
             select(DecisionRow)
             .where(
                 DecisionRow.request_id == request_id,
-                DecisionRow.action == "approve",
+                DecisionRow.action == action,
                 DecisionRow.outcome == "granted",
             )
             .order_by(DecisionRow.id)
@@ -139,7 +141,7 @@ def progress(
     return rows, assignment, missing_roles(gate.require, assignment)
 
 
-def _lock(session: Session, request_id: str) -> ApprovalRequest:
+def lock(session: Session, request_id: str) -> ApprovalRequest:
     request = session.execute(
         select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
     ).scalar_one_or_none()
@@ -163,7 +165,7 @@ def record_approval(
     every earlier approval; the partial unique index backs it up against double clicks.
     """
     with db.transaction() as session:
-        request = _lock(session, request_id)
+        request = lock(session, request_id)
         state_before = request.state
         if request.state != RequestState.PENDING:
             return ApprovalOutcome(request, None, state_before)
@@ -213,7 +215,7 @@ def reject(
 ) -> tuple[ApprovalRequest, LedgerEntry | None]:
     """pending → rejected with its ledger entry; a request already decided is left alone."""
     with db.transaction() as session:
-        request = _lock(session, request_id)
+        request = lock(session, request_id)
         if request.state != RequestState.PENDING:
             return request, None
         now = utcnow()
@@ -266,7 +268,7 @@ def finish_play(
     """playing → played, writing the sign-off (and its audit-API outbox message, when an
     audit API is configured) in the same transaction."""
     with db.transaction() as session:
-        request = _lock(session, request_id)
+        request = lock(session, request_id)
         if request.state != RequestState.PLAYING:
             return request, None
         now = utcnow()
@@ -303,7 +305,7 @@ def close(
     The ledger records it too, so the evidence shows every request and how it ended.
     """
     with db.transaction() as session:
-        request = _lock(session, request_id)
+        request = lock(session, request_id)
         if request.state not in states:
             return None
         now = utcnow()
@@ -321,7 +323,7 @@ def record_bypass(
 ) -> tuple[ApprovalRequest, LedgerEntry | None]:
     """The gate job ran without the bot's sign-off: record it once, closing a pending request."""
     with db.transaction() as session:
-        request = _lock(session, request_id)
+        request = lock(session, request_id)
         if request.bypassed_at is not None or request.state in (
             RequestState.APPROVED,
             RequestState.PLAYING,

@@ -12,11 +12,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from bot import deploy_events
+from bot.deploy_events import DeployEvent
 from bot.events import (
     FINISHED_PIPELINE,
     PLAYED_JOB,
     BadEvent,
     GateEvent,
+    JobEvent,
+    PipelineEvent,
     gate_event,
     gate_jobs,
     job_gate_event,
@@ -42,6 +46,7 @@ DELIVERY_TTL_S = 7 * 24 * 3600
 GATE_TTL_S = 90 * 24 * 3600
 DELIVERY_KEY = "approval-bot:delivery:{}"
 GATE_KEY = "approval-bot:gate:{}:{}"
+DEPLOY_KEY = "approval-bot:deploy:{}:{}:{}:{}"
 
 
 @dataclass
@@ -87,16 +92,25 @@ def gitlab_webhook() -> tuple[Response, int]:
         )
     if not ctx.readiness.ready():
         return _count("unavailable", error(503, "not ready: Redis or the database is unavailable"))
+    policy = ctx.runtime.policy.current.policy
     try:
-        sightings = _gate_sightings(ctx.runtime.policy.current.policy, payload)
+        event = _parse(payload)
     except BadEvent as exc:
         return _count("bad_request", error(400, str(exc)))
-    if isinstance(sightings, str):
+    if isinstance(event, str):
+        return _ignored(event)
+    sightings = _gate_sightings(policy, event)
+    deploys = (
+        deploy_events.from_job(event, policy)
+        if isinstance(event, JobEvent)
+        else (deploy_events.from_pipeline(event, policy))
+    )
+    if isinstance(sightings, str) and not deploys:
         return _ignored(sightings)
     key = request.headers.get("Idempotency-Key")
     if key is None and signing_key is not None:
         key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
-    return _route(ctx, sightings, key)
+    return _route(ctx, sightings if isinstance(sightings, list) else [], deploys, key)
 
 
 @dataclass(frozen=True)
@@ -107,23 +121,30 @@ class Sighting:
     can_open: bool
 
 
-def _gate_sightings(policy: Policy, payload: dict[str, Any]) -> list[Sighting] | str:
-    """The policy's gate jobs in this event, or why the event needs no action."""
+def _parse(payload: dict[str, Any]) -> PipelineEvent | JobEvent | str:
+    """The typed event, or why its kind needs no action."""
     kind = payload["object_kind"]
     if kind == "pipeline":
-        event = parse_pipeline(payload)
-        found = [Sighting(gate_event(event, build), True) for _, build in gate_jobs(event, policy)]
-        where = event.project.path_with_namespace
-        return found or f"no gate job of the policy in this pipeline of {where}"
+        return parse_pipeline(payload)
     if kind == "build":
-        job = parse_job(payload)
-        if policy.gate_for(job.project.path_with_namespace, job.build_name) is None:
-            return f"job {job.build_name} of {job.project.path_with_namespace} is not a gate"
-        return [Sighting(job_gate_event(job), False)]
+        return parse_job(payload)
     return f"object_kind '{kind}' needs no action"
 
 
-def _route(ctx: Edge, sightings: list[Sighting], key: str | None) -> tuple[Response, int]:
+def _gate_sightings(policy: Policy, event: PipelineEvent | JobEvent) -> list[Sighting] | str:
+    """The policy's gate jobs in this event, or why the event needs no action."""
+    if isinstance(event, PipelineEvent):
+        found = [Sighting(gate_event(event, build), True) for _, build in gate_jobs(event, policy)]
+        where = event.project.path_with_namespace
+        return found or f"no gate job of the policy in this pipeline of {where}"
+    if policy.gate_for(event.project.path_with_namespace, event.build_name) is None:
+        return f"job {event.build_name} of {event.project.path_with_namespace} is not a gate"
+    return [Sighting(job_gate_event(event), False)]
+
+
+def _route(
+    ctx: Edge, sightings: list[Sighting], deploys: list[DeployEvent], key: str | None
+) -> tuple[Response, int]:
     redis = ctx.runtime.redis
     delivery = DELIVERY_KEY.format(key) if key else None
     routing = Routing()
@@ -132,6 +153,8 @@ def _route(ctx: Edge, sightings: list[Sighting], key: str | None) -> tuple[Respo
             return _count("duplicate", answer(200, status="duplicate"))
         for sighting in sightings:
             _route_gate(redis, ctx.queue, sighting, routing)
+        for deploy in deploys:
+            _route_deploy(redis, ctx.queue, deploy, routing)
     except RedisError as exc:
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
         _forget(redis, [*routing.claimed, *([delivery] if delivery else [])])
@@ -177,6 +200,18 @@ def _route_gate(redis: Redis, queue: Queue, sighting: Sighting, routing: Routing
         return
     redis.set(gate_key, status, ex=GATE_TTL_S)
     routing.queued.append(jobs.enqueue(queue, jobs.PIPELINE_UPDATE, dict(event)).id)
+
+
+def _route_deploy(redis: Redis, queue: Queue, deploy: DeployEvent, routing: Routing) -> None:
+    """A deployment fact (deployed, smoke test failed) is acted on once per pipeline."""
+    key = DEPLOY_KEY.format(
+        deploy["project_id"], deploy["pipeline_id"], deploy["fact"], deploy["environment"] or ""
+    )
+    if not redis.set(key, "1", nx=True, ex=GATE_TTL_S):
+        routing.duplicates += 1
+        return
+    routing.claimed.append(key)
+    routing.queued.append(jobs.enqueue(queue, jobs.DEPLOYMENT_UPDATE, dict(deploy)).id)
 
 
 def _forget(redis: Redis, keys: list[str]) -> None:

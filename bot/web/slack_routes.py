@@ -104,7 +104,11 @@ def interactions() -> tuple[Response, int] | Response:
 
 def _block_actions(ctx: Edge, payload: BlockActions) -> Response:
     action = payload.actions[0]
-    if action.action_id not in (blocks.APPROVE_ACTION, blocks.REJECT_ACTION):
+    if action.action_id not in (
+        blocks.APPROVE_ACTION,
+        blocks.REJECT_ACTION,
+        blocks.ROLLBACK_ACTION,
+    ):
         INTERACTIONS.labels("block_actions", "ignored").inc()
         return Response(status=200)
     click = {
@@ -114,9 +118,10 @@ def _block_actions(ctx: Edge, payload: BlockActions) -> Response:
         "response_url": payload.response_url,
         "channel_id": payload.channel_id,
     }
-    if action.action_id == blocks.APPROVE_ACTION:
-        jobs.enqueue(ctx.queue, jobs.APPROVE, click)
-        INTERACTIONS.labels("approve", "queued").inc()
+    if action.action_id in (blocks.APPROVE_ACTION, blocks.ROLLBACK_ACTION):
+        job = jobs.APPROVE if action.action_id == blocks.APPROVE_ACTION else jobs.ROLLBACK
+        jobs.enqueue(ctx.queue, job, click)
+        INTERACTIONS.labels(action.action_id, "queued").inc()
         return Response(status=200)
     return _open_reject_modal(ctx, click, payload.trigger_id)
 

@@ -1,0 +1,94 @@
+"""What webhooks say about a deployment after its gate was played: the deploy job
+succeeded, or the post-deploy smoke test failed. Pure: the edge queues what this finds."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+from bot.events import PLAYED_JOB, Build, JobEvent, PipelineEvent, environment_after
+from bot.policy import Policy
+
+DeployFact = Literal["deployed", "smoke_failed"]
+
+
+class DeployEvent(TypedDict):
+    """Plain JSON for the queue: which pipeline, and what happened in it."""
+
+    project_id: int
+    project_path: str
+    pipeline_id: int
+    fact: DeployFact
+    job_name: str
+    environment: str | None
+
+
+def _deploy_build(event: PipelineEvent, gate: Build) -> Build | None:
+    """The job after the gate that deploys (the first one naming an environment)."""
+    environment = environment_after(event, gate)
+    if environment is None:
+        return None
+    stages = {name: index for index, name in enumerate(event.object_attributes.stages)}
+    gate_rank = (stages.get(gate.stage or "", -1), gate.id)
+    later = [
+        b
+        for b in event.builds
+        if b.environment is not None
+        and b.environment.name == environment
+        and (stages.get(b.stage or "", len(stages)), b.id) > gate_rank
+    ]
+    return min(later, key=lambda b: (stages.get(b.stage or "", len(stages)), b.id), default=None)
+
+
+def from_pipeline(event: PipelineEvent, policy: Policy) -> list[DeployEvent]:
+    """Deployment facts in a pipeline event, for each played gate of the policy in it."""
+    found: list[DeployEvent] = []
+    path = event.project.path_with_namespace
+    for build in event.builds:
+        gate = policy.gate_for(path, build.name)
+        if gate is None or build.status not in PLAYED_JOB:
+            continue
+        deploy = _deploy_build(event, build)
+        if deploy is not None and deploy.status == "success":
+            found.append(_fact(event, "deployed", deploy.name, environment_after(event, build)))
+        for smoke in event.builds:
+            if smoke.name == gate.rollback.smoke_job and smoke.status == "failed":
+                found.append(_fact(event, "smoke_failed", smoke.name, None))
+    return found
+
+
+def from_job(event: JobEvent, policy: Policy) -> list[DeployEvent]:
+    """A Job Hook for a smoke test that failed, or a deploy job that succeeded."""
+    gates = policy.gates_for_project(event.project.path_with_namespace)
+    environment = event.environment.name if event.environment is not None else None
+    fact: DeployFact | None = None
+    if event.build_status == "failed" and any(
+        g.rollback.smoke_job == event.build_name for g in gates
+    ):
+        fact, environment = "smoke_failed", None
+    elif gates and event.build_status == "success" and environment:
+        fact = "deployed"
+    if fact is None:
+        return []
+    return [
+        DeployEvent(
+            project_id=event.project_id,
+            project_path=event.project.path_with_namespace,
+            pipeline_id=event.pipeline_id,
+            fact=fact,
+            job_name=event.build_name,
+            environment=environment,
+        )
+    ]
+
+
+def _fact(
+    event: PipelineEvent, fact: DeployFact, job_name: str, environment: str | None
+) -> DeployEvent:
+    return DeployEvent(
+        project_id=event.project.id,
+        project_path=event.project.path_with_namespace,
+        pipeline_id=event.object_attributes.id,
+        fact=fact,
+        job_name=job_name,
+        environment=environment,
+    )

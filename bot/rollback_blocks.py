@@ -1,0 +1,113 @@
+"""Block Kit for the rollback replies in a request's thread: the offer after a successful
+deployment, the alert when the smoke test fails, and their final states.
+
+The request message itself keeps its final form (no actions block, as the contract says);
+the Roll back button lives in these replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.approvals import describe_missing
+from bot.blocks import ROLLBACK_ACTION
+from bot.store.models import ApprovalRequest
+from bot.store.rollbacks import RollbackState
+
+Kind = Literal["offer", "alert"]
+
+OFFER = (
+    ":rocket: Deployed to *{environment}*. If something is wrong, *Roll back* plays "
+    "`{job}` in pipeline #{pipeline}."
+)
+ALERT = (
+    ":rotating_light: *Smoke test `{smoke}` failed* after the deployment to *{environment}* "
+    "of pipeline #{pipeline}. Roll back now?"
+)
+WHO = "Who may roll back: {who}"
+VOTES = "Roll back approved so far by {voters}; still needed: {missing}."
+ROLLING_BACK = ":gear: Rolling back: playing `{job}`…"
+ROLLED_BACK = (
+    ":leftwards_arrow_with_hook: *Rolled back* by {voters} at {at}: `{job}` was played{record}."
+)
+ROLLBACK_FAILED = (
+    ":warning: Roll back failed: no `{job}` job is waiting in pipeline #{pipeline}; "
+    "nothing was played. Roll back in GitLab."
+)
+CONFIRM_TITLE = "Roll back this deployment?"
+CONFIRM_TEXT = "This plays the rollback job now; your name is recorded in the ledger."
+
+
+def _ts(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
+def _button(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": "rollback",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ROLLBACK_ACTION,
+                "text": {"type": "plain_text", "text": "Roll back"},
+                "style": "danger",
+                "value": request_id,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": CONFIRM_TITLE},
+                    "text": {"type": "mrkdwn", "text": CONFIRM_TEXT},
+                    "confirm": {"type": "plain_text", "text": "Roll back"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            }
+        ],
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def rollback_message(
+    request: ApprovalRequest,
+    kind: Kind,
+    facts: Mapping[str, str],
+    voters: list[str],
+    missing: Mapping[str, int],
+) -> tuple[str, list[dict[str, Any]]]:
+    """One rollback reply for the request's current rollback state.
+
+    `facts` holds `job`, `smoke` (job names), `who` (mentions of who may roll back) and
+    `record` (the ledger record, once played).
+    """
+    names = {
+        "environment": request.environment or "production",
+        "pipeline": str(request.pipeline_id),
+        "job": facts.get("job", "rollback"),
+        "smoke": facts.get("smoke", "post-deploy"),
+    }
+    headline = (ALERT if kind == "alert" else OFFER).format(**names)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": headline}}
+    ]
+    shown = " ".join(f"<@{v}>" for v in voters)
+    state = request.rollback_state
+    if state == RollbackState.OFFERED:
+        if voters:
+            blocks.append(_context(VOTES.format(voters=shown, missing=describe_missing(missing))))
+        if facts.get("who"):
+            blocks.append(_context(WHO.format(who=facts["who"])))
+        blocks.append(_button(request.id))
+    elif state in (RollbackState.APPROVED, RollbackState.PLAYING):
+        blocks.append(_context(ROLLING_BACK.format(**names)))
+    elif state == RollbackState.PLAYED:
+        record = f" (ledger record #{facts['record']})" if facts.get("record") else ""
+        text = ROLLED_BACK.format(
+            voters=shown or "an approver", at=_ts(request.rolled_back_at), record=record, **names
+        )
+        blocks.append(_context(text))
+    elif state == RollbackState.FAILED:
+        blocks.append(_context(ROLLBACK_FAILED.format(**names)))
+    return headline.replace("*", ""), blocks

@@ -1,0 +1,207 @@
+"""RQ jobs for what follows a played gate: offer the rollback once the deployment
+succeeded, alert when the smoke test fails, and roll back exactly once when approved."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot import approvals
+from bot.approvals import Denied
+from bot.blocks import role_mentions
+from bot.deploy_events import DeployEvent
+from bot.directory import identify_clicker
+from bot.evidence import gate_for_request
+from bot.gitlab import GitLabError, GitLabTransientError, play_once
+from bot.gitlab_reads import GitLabReads
+from bot.ledger import iso_utc
+from bot.policy import Gate
+from bot.rollback_blocks import Kind, rollback_message
+from bot.runtime import Runtime
+from bot.slack import SlackError
+from bot.store import requests as store
+from bot.store import rollbacks
+from bot.store.models import ApprovalRequest
+from bot.store.rollbacks import RollbackState
+from workers.context import runtime
+from workers.jobs import NO_GATE, UNKNOWN_REQUEST, deliver_audit
+from workers.support import change_people, tell
+
+log = logging.getLogger(__name__)
+
+NOT_OFFERED = "This deployment cannot be rolled back from Slack now (rollback: {state})."
+VOTE_RECORDED = "Your rollback approval is recorded. Still needed: {missing}."
+ROLLING_BACK = "Rolling back now: playing `{job}`."
+DEFAULT_JOB = "rollback:production"
+MESSAGE_COLUMNS: dict[Kind, rollbacks.MessageColumn] = {
+    "offer": "rollback_offer_ts",
+    "alert": "rollback_alert_ts",
+}
+
+
+def deployment_update(event: DeployEvent) -> str:
+    """The deployment of a played gate succeeded, or its smoke test failed: offer Roll back."""
+    rt = runtime()
+    request = rollbacks.played_request(rt.db, event["project_id"], event["pipeline_id"])
+    if request is None:
+        return "no-played-gate"
+    deployed_elsewhere = event["fact"] == "deployed" and event["environment"] not in (
+        None,
+        request.environment,
+    )
+    if deployed_elsewhere:
+        return "other-environment"
+    gate = gate_for_request(rt.policy.current.policy, request)
+    noted = rollbacks.note_deployment(rt.db, request.id, event["fact"])
+    if noted is None or noted.message_ts is None:
+        return "not-news"
+    kind: Kind = "alert" if event["fact"] == "smoke_failed" else "offer"
+    text, blocks = _render(rt, noted, gate, kind)
+    try:
+        ts = rt.slack.post_reply(
+            noted.channel, noted.message_ts, text, blocks, broadcast=kind == "alert"
+        )
+    except SlackError as exc:
+        log.error("cannot offer the rollback of %s: %s", noted.id, exc.error)
+        raise  # RQ retries the post
+    rollbacks.set_message(rt.db, noted.id, MESSAGE_COLUMNS[kind], ts)
+    return kind
+
+
+def rollback(click: dict[str, Any]) -> str:
+    """Decide a Roll back click under the gate's rollback policy; roll back on quorum."""
+    rt = runtime()
+    try:
+        request = store.get(rt.db, click["request_id"])
+    except store.RequestNotFound:
+        tell(rt, click, UNKNOWN_REQUEST)
+        return "unknown"
+    if request.rollback_state in (RollbackState.APPROVED, RollbackState.PLAYING):
+        return finish_rollback(rt, request.id)
+    loaded = rt.policy.current
+    gate = gate_for_request(loaded.policy, request)
+    if gate is None:
+        tell(rt, click, NO_GATE)
+        return "no-gate"
+    clicker, user = identify_clicker(loaded.policy, rt.slack, click["user_id"])
+    people = change_people(request)
+
+    def decide(votes: list[approvals.Counted]) -> approvals.Decision:
+        return approvals.decide_rollback(gate, loaded.policy.identities, clicker, people, votes)
+
+    roles = approvals.rollback_roles(gate, clicker.roles)
+    outcome = rollbacks.record_vote(
+        rt.db, request.id, clicker.slack_user_id, user.name, roles, loaded.version, decide
+    )
+    decision = outcome.decision
+    if decision is None:
+        tell(rt, click, NOT_OFFERED.format(state=outcome.state_before))
+        return f"not-offered:{outcome.state_before}"
+    if isinstance(decision, Denied):
+        tell(rt, click, decision.message)
+        return f"denied:{decision.code}"
+    if not decision.quorum_met:
+        refresh(rt, outcome.request, gate)
+        tell(rt, click, VOTE_RECORDED.format(missing=approvals.describe_missing(decision.missing)))
+        return "granted"
+    tell(rt, click, ROLLING_BACK.format(job=gate.rollback.job))
+    return finish_rollback(rt, request.id)
+
+
+def finish_rollback(rt: Runtime, request_id: str) -> str:
+    """Play the pipeline's rollback job exactly once, then record it."""
+    before = store.get(rt.db, request_id)
+    if not rollbacks.claim(rt.db, request_id, rt.settings.play_lease):
+        return "rollback-claimed-elsewhere"
+    gate = gate_for_request(rt.policy.current.policy, before)
+    name = gate.rollback.job if gate is not None else DEFAULT_JOB
+    try:
+        job_id = _rollback_job(rt, before, name)
+        result = (
+            play_once(
+                rt.gitlab,
+                before.project_id,
+                job_id,
+                resumed=before.rollback_claimed_at is not None,
+                window_s=rt.settings.play_retry_window,
+            )
+            if job_id is not None
+            else None
+        )
+    except GitLabTransientError:
+        rollbacks.release(rt.db, request_id)
+        raise  # RQ retries; the next run asks GitLab before playing
+    except GitLabError as exc:
+        log.error("rollback of %s refused by GitLab: %s", request_id, exc)
+        result = None
+    if job_id is None or result is None or not result.played:
+        failed = rollbacks.fail(rt.db, request_id)
+        if failed is not None:
+            refresh(rt, failed, gate)
+        return "rollback-failed"
+    approvers = _voters(rt, before, gate)
+    job_url = f"{before.project_url}/-/jobs/{job_id}" if before.project_url else None
+    audit = bool(rt.settings.AUDIT_API_URL)
+    played, entry = rollbacks.finish(rt.db, request_id, (job_id, job_url), approvers, audit)
+    if entry is not None:
+        deliver_audit(rt)
+    log.info("rolled back %s; ledger record %s", request_id, entry.sequence if entry else None)
+    refresh(rt, played, gate, record=entry.sequence if entry else None)
+    return "rolled-back"
+
+
+def _rollback_job(rt: Runtime, request: ApprovalRequest, name: str) -> int | None:
+    """The newest job of that name in the request's pipeline."""
+    jobs = GitLabReads(rt.gitlab).pipeline_jobs(request.project_id, request.pipeline_id)
+    found = [int(j["id"]) for j in jobs if j.get("name") == name]
+    return max(found, default=None)
+
+
+def _voters(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> list[dict[str, Any]]:
+    rows = rollbacks.votes(rt.db, request.id)
+    rules = approvals.rollback_gate(gate).require if gate is not None else ()
+    assignment = approvals.assign(rules, store.counted(rows))
+    return [
+        {
+            "slack_user_id": row.slack_user_id,
+            "name": row.slack_user_name,
+            "role": assignment.get(row.slack_user_id),
+            "approved_at": iso_utc(row.decided_at),
+        }
+        for row in rows
+    ]
+
+
+def _render(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, kind: Kind, record: int | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    rows = rollbacks.votes(rt.db, request.id)
+    missing: dict[str, int] = {}
+    facts = {"record": str(record) if record else ""}
+    if gate is not None:
+        rules = approvals.rollback_gate(gate).require
+        missing = approvals.missing_roles(rules, approvals.assign(rules, store.counted(rows)))
+        may = gate.rollback.require
+        roles = [r.role for r in may] if may else approvals.gate_roles(gate)
+        done = {r.slack_user_id for r in rows}
+        facts.update(
+            job=gate.rollback.job,
+            smoke=gate.rollback.smoke_job,
+            who=role_mentions(rt.policy.current.policy, roles, done),
+        )
+    return rollback_message(request, kind, facts, [r.slack_user_id for r in rows], missing)
+
+
+def refresh(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, record: int | None = None
+) -> None:
+    """Bring the rollback replies in line with the rollback's state (best effort)."""
+    for kind, column in MESSAGE_COLUMNS.items():
+        ts = getattr(request, column)
+        if ts is None:
+            continue
+        text, blocks = _render(rt, request, gate, kind, record)
+        try:
+            rt.slack.update_message(request.channel, ts, text, blocks)
+        except SlackError as exc:
+            log.warning("cannot update the rollback reply of %s: %s", request.id, exc.error)
