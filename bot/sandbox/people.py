@@ -88,6 +88,11 @@ gates:
     forbid_self_approval: true
     expire_after: 1h
     on_reject: cancel_pipeline
+    risk_rules:                       # a risky migration also needs the DBA
+      - when: {migration_risk: true}
+        require:
+          - role: dba
+            count: 1
   - project: fintech/ledger-db
     channel: C0SBDATA
     require:

@@ -125,10 +125,15 @@ def text_of(browser: WebDriver, css: str) -> str:
     return "\n".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, css))
 
 
-def start_pipeline(browser: WebDriver, project: str, triggered_by: str, author: str) -> None:
+def start_pipeline(
+    browser: WebDriver, project: str, triggered_by: str, author: str, migration: bool = False
+) -> None:
     Select(browser.find_element(By.ID, "project")).select_by_value(project)
     Select(browser.find_element(By.ID, "triggered-by")).select_by_value(triggered_by)
     Select(browser.find_element(By.ID, "author")).select_by_value(author)
+    checkbox = browser.find_element(By.ID, "migration")
+    if checkbox.is_selected() != migration:
+        checkbox.click()
     browser.find_element(By.ID, "start-pipeline").click()
     wait_for(
         "the webhook's answer",
@@ -188,8 +193,11 @@ def test_approve_deny_and_reject_in_the_browser(sandbox_url: str, browser: WebDr
     assert browser.save_screenshot(str(screenshot))
     print(f"screenshot after the approval: {screenshot}")
 
-    # Ada (an admin) rejects the next one, with a reason typed into the bot's modal.
-    start_pipeline(browser, "fintech/ledger-db", triggered_by="devi", author="devi")
+    # Ada (an admin) rejects the next one, which adds a risky migration, with a reason
+    # typed into the bot's modal.
+    start_pipeline(browser, "fintech/ledger-db", triggered_by="devi", author="devi", migration=True)
+    wait_for("the migration flags", lambda: "Migration risk" in text_of(browser, DATA))
+    assert "NOT NULL without a DEFAULT" in text_of(browser, DATA)
     click_as(browser, "ada", DATA, "reject")
     modal = browser.find_element(By.ID, "modal-dialog")
     wait_for("the reject modal", modal.is_displayed)
