@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint fmt bench lock clean
+.PHONY: install sandbox run test test-fast lint fmt bench lock clean
 
 install: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## Try the bot without GitLab or Slack: simulated ones, the real bot, a page at http://127.0.0.1:8000/.
+sandbox: $(STAMP)
+	$(BIN)/approval-bot sandbox
 
 ## Run the bot locally: web on http://127.0.0.1:8080 and a worker, SQLite under var/.
 run: $(STAMP)
