@@ -22,7 +22,7 @@ from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import LedgerHead, utcnow
-from workers import jobs, reminders
+from workers import jobs, reminders, rollback
 from workers import queue as jobqueue
 from workers.context import runtime
 
@@ -57,11 +57,16 @@ def expire_due(rt: Runtime) -> int:
 
 
 def recover_plays(rt: Runtime) -> int:
-    stuck = queries.stuck_plays(rt.db, rt.settings.play_lease)
-    for request in stuck:
+    """Finish gate plays and rollbacks whose worker died (or that nobody picked up)."""
+    lease = rt.settings.play_lease
+    stuck = [
+        *((r, jobs.finish_approved) for r in queries.stuck_plays(rt.db, lease)),
+        *((r, rollback.finish_rollback) for r in queries.stuck_rollbacks(rt.db, lease)),
+    ]
+    for request, finish in stuck:
         log.warning("recovering the play of %s (state %s)", request.id, request.state)
         try:
-            jobs.finish_approved(rt, request.id)
+            finish(rt, request.id)
         except Exception:  # one bad request must not stop the sweep; RQ logs the rest
             log.exception("recovery of %s failed; the next sweep retries", request.id)
     return len(stuck)

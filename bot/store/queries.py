@@ -50,6 +50,26 @@ def stuck_plays(
     )
 
 
+def stuck_rollbacks(
+    db: Database, lease: timedelta = PLAY_LEASE, now: datetime | None = None
+) -> list[ApprovalRequest]:
+    """Approved rollbacks nobody is playing, and rollback plays whose lease ran out."""
+    now = now or utcnow()
+    return _requests(
+        db,
+        or_(
+            and_(
+                ApprovalRequest.rollback_state == "approved",
+                ApprovalRequest.updated_at < now - APPROVED_GRACE,
+            ),
+            and_(
+                ApprovalRequest.rollback_state == "playing",
+                ApprovalRequest.rollback_claimed_at < now - lease,
+            ),
+        ),
+    )
+
+
 def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
     now = now or utcnow()
     return _requests(
