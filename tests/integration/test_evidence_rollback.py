@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -198,3 +199,22 @@ def test_first_deployment_shows_the_commit_and_its_migration(live: Bot) -> None:
     text = str(message["blocks"])
     assert "no earlier production deployment" in text
     assert f"{MIGRATION}:2" in text
+
+
+def test_two_people_rolling_back_at_once_play_the_job_once(live: Bot) -> None:
+    event, message, rollback_job = wallet_pipeline(live, SAFE_SQL)
+    request_id = request_id_of(message)
+    _approve_all(live, request_id, RM)
+    assert live.webhook(_deployed(live, event, "success")).status_code == 202
+    wait_until(lambda: _replies(live, "Deployed to"), 15, "the rollback offer")
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda user: live.click(user, "rollback", request_id), [RM, RM2]))
+    assert [a.status_code for a in answers] == [200, 200]
+    live.gitlab.wait_for("POST", rf"/jobs/{rollback_job}/play", timeout=15)
+    replies = [live.wait_response(f"{user}-rollback") for user in (RM, RM2)]
+    assert any("Rolling back now" in r for r in replies), replies
+    time.sleep(1)  # a second play would have happened by now
+    assert live.gitlab.play_count(rollback_job) == 1
+    entries = [e for e in live.ledger() if e["kind"] == "rollback" and e["job_id"] == rollback_job]
+    assert len(entries) == 1
+    assert entries[0]["reason"] == "rolled back from Slack"
