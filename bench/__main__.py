@@ -1,6 +1,7 @@
 """`python -m bench [SUITE ...] [options]`: run the benchmarks and print their tables.
 
-Suites: e2e, intake, burst, footprint, ledger. Without a suite name: e2e, intake and burst (burst
+Suites: e2e, rollback, intake, burst, footprint, ledger. Without a suite name: e2e, rollback,
+intake and burst (burst
 also writes the footprint results, so footprint is not run twice); about 7 minutes on a
 2-core machine. Options are passed to every suite, each taking the ones it knows, e.g.
 `python -m bench burst --workers 1 --limits none`. Results: bench/results/<suite>.json.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import burst, e2e, footprint, intake, ledger
+from bench import burst, e2e, footprint, intake, ledger, rollback
 
 SUITES = {
     "e2e": e2e.main,
@@ -21,8 +22,9 @@ SUITES = {
     "burst": burst.main,
     "footprint": footprint.main,
     "ledger": ledger.main,
+    "rollback": rollback.main,
 }
-DEFAULT = ["e2e", "intake", "burst"]
+DEFAULT = ["e2e", "rollback", "intake", "burst"]
 
 
 def main() -> None:
