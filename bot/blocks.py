@@ -147,22 +147,16 @@ def _actions(request_id: str) -> dict[str, Any]:
         "type": "actions",
         "block_id": "decision",
         "elements": [
-            {
-                "type": "button",
-                "action_id": APPROVE_ACTION,
-                "text": {"type": "plain_text", "text": "Approve"},
-                "style": "primary",
-                "value": request_id,
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Approve this deployment?"},
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": "Your approval is recorded in the sign-off ledger with your name.",
-                    },
-                    "confirm": {"type": "plain_text", "text": "Approve"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
-                },
-            },
+            button(
+                APPROVE_ACTION,
+                "Approve",
+                "primary",
+                request_id,
+                confirm=(
+                    "Approve this deployment?",
+                    "Your approval is recorded in the sign-off ledger with your name.",
+                ),
+            ),
             {
                 "type": "button",
                 "action_id": REJECT_ACTION,
@@ -172,6 +166,31 @@ def _actions(request_id: str) -> dict[str, Any]:
             },
         ],
     }
+
+
+def button(
+    action_id: str,
+    label: str,
+    style: str,
+    value: str,
+    confirm: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A button; with `confirm` (title, text) Slack asks before sending the click."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "style": style,
+        "value": value,
+    }
+    if confirm is not None:
+        element["confirm"] = {
+            "title": {"type": "plain_text", "text": confirm[0]},
+            "text": {"type": "mrkdwn", "text": confirm[1]},
+            "confirm": {"type": "plain_text", "text": label},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+    return element
 
 
 def reject_modal(request_id: str, project_path: str, pipeline_id: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.approvals import describe_missing
-from bot.blocks import ROLLBACK_ACTION
+from bot.blocks import ROLLBACK_ACTION, button
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 
@@ -49,19 +49,13 @@ def _button(request_id: str) -> dict[str, Any]:
         "type": "actions",
         "block_id": "rollback",
         "elements": [
-            {
-                "type": "button",
-                "action_id": ROLLBACK_ACTION,
-                "text": {"type": "plain_text", "text": "Roll back"},
-                "style": "danger",
-                "value": request_id,
-                "confirm": {
-                    "title": {"type": "plain_text", "text": CONFIRM_TITLE},
-                    "text": {"type": "mrkdwn", "text": CONFIRM_TEXT},
-                    "confirm": {"type": "plain_text", "text": "Roll back"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
-                },
-            }
+            button(
+                ROLLBACK_ACTION,
+                "Roll back",
+                "danger",
+                request_id,
+                confirm=(CONFIRM_TITLE, CONFIRM_TEXT),
+            )
         ],
     }
 

@@ -26,6 +26,7 @@ from workers.support import (
     announce,
     approver_records,
     change_people,
+    clicked_request,
     counted,
     notify_thread,
     refresh_message,
@@ -38,7 +39,6 @@ from workers.support import (
 log = logging.getLogger(__name__)
 
 # User-facing replies (ephemeral unless noted).
-UNKNOWN_REQUEST = "This approval request is unknown to the bot (it may belong to another install)."
 ALREADY_DECIDED = "This request is already {state}; nothing more can be done on it."
 EXPIRED = "This request expired at {at} UTC; it can no longer be approved."
 NO_GATE = "No gate in the current policy covers this job, so nobody can approve it."
@@ -185,10 +185,8 @@ def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
 def approve(click: dict[str, Any]) -> str:
     """Decide an Approve click; play the gate when it completes the quorum."""
     rt = runtime()
-    try:
-        request = store.get(rt.db, click["request_id"])
-    except store.RequestNotFound:
-        tell(rt, click, UNKNOWN_REQUEST)
+    request = clicked_request(rt, click)
+    if request is None:
         return "unknown"
     if request.state in (RequestState.APPROVED, RequestState.PLAYING):
         return finish_approved(rt, request.id)  # a re-run after a failed play

@@ -14,7 +14,6 @@ from bot.directory import identify_clicker
 from bot.evidence import gate_for_request
 from bot.gitlab import GitLabError, GitLabTransientError, play_once
 from bot.gitlab_reads import GitLabReads
-from bot.ledger import iso_utc
 from bot.policy import Gate
 from bot.rollback_blocks import Kind, rollback_message
 from bot.runtime import Runtime
@@ -24,8 +23,8 @@ from bot.store import rollbacks
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 from workers.context import runtime
-from workers.jobs import NO_GATE, UNKNOWN_REQUEST, deliver_audit
-from workers.support import change_people, tell
+from workers.jobs import NO_GATE, deliver_audit
+from workers.support import approver_dicts, change_people, clicked_request, tell
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +70,8 @@ def deployment_update(event: DeployEvent) -> str:
 def rollback(click: dict[str, Any]) -> str:
     """Decide a Roll back click under the gate's rollback policy; roll back on quorum."""
     rt = runtime()
-    try:
-        request = store.get(rt.db, click["request_id"])
-    except store.RequestNotFound:
-        tell(rt, click, UNKNOWN_REQUEST)
+    request = clicked_request(rt, click)
+    if request is None:
         return "unknown"
     if request.rollback_state in (RollbackState.APPROVED, RollbackState.PLAYING):
         return finish_rollback(rt, request.id)
@@ -160,16 +157,7 @@ def _rollback_job(rt: Runtime, request: ApprovalRequest, name: str) -> int | Non
 def _voters(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> list[dict[str, Any]]:
     rows = rollbacks.votes(rt.db, request.id)
     rules = approvals.rollback_gate(gate).require if gate is not None else ()
-    assignment = approvals.assign(rules, store.counted(rows))
-    return [
-        {
-            "slack_user_id": row.slack_user_id,
-            "name": row.slack_user_name,
-            "role": assignment.get(row.slack_user_id),
-            "approved_at": iso_utc(row.decided_at),
-        }
-        for row in rows
-    ]
+    return approver_dicts(rows, approvals.assign(rules, store.counted(rows)))
 
 
 def _render(

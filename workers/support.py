@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec
 
 from bot import metrics
@@ -18,6 +18,7 @@ from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
+from bot.store.models import Decision as DecisionRow
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -68,6 +69,13 @@ def approver_records(
     rt: Runtime, request: ApprovalRequest, gate: Gate | None
 ) -> list[dict[str, Any]]:
     rows, assignment, _ = store.progress(rt.db, request.id, gate)
+    return approver_dicts(rows, assignment)
+
+
+def approver_dicts(
+    rows: Sequence[DecisionRow], assignment: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Counted decisions as the ledger and the audit API record them."""
     return [
         {
             "slack_user_id": row.slack_user_id,
@@ -151,6 +159,18 @@ def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:
         rt.slack.post_thread(request.channel, request.message_ts, text)
     except SlackError as exc:
         log.error("cannot post in the thread of %s: %s", request.id, exc.error)
+
+
+UNKNOWN_REQUEST = "This approval request is unknown to the bot (it may belong to another install)."
+
+
+def clicked_request(rt: Runtime, click: dict[str, Any]) -> ApprovalRequest | None:
+    """The request a button click names; an unknown one is told to the clicker."""
+    try:
+        return store.get(rt.db, click["request_id"])
+    except store.RequestNotFound:
+        tell(rt, click, UNKNOWN_REQUEST)
+        return None
 
 
 def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:

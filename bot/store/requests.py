@@ -240,8 +240,26 @@ def reject(
         return request, entry
 
 
-def claim_play(db: Database, request_id: str, lease: timedelta = PLAY_LEASE) -> bool:
-    """approved → playing, or take over a play whose worker died (lease expired).
+@dataclass(frozen=True)
+class Play:
+    """Which columns hold a play's state: the gate's own, or its rollback's."""
+
+    state: Any
+    claimed_at: Any
+    ready: str
+    playing: str
+
+
+GATE_PLAY = Play(
+    ApprovalRequest.state,
+    ApprovalRequest.play_claimed_at,
+    RequestState.APPROVED,
+    RequestState.PLAYING,
+)
+
+
+def claim_lease(db: Database, request_id: str, play: Play, lease: timedelta) -> bool:
+    """ready → playing, or take over a play whose worker died (lease expired).
 
     A conditional UPDATE: of any number of workers, exactly one sees one row changed.
     """
@@ -252,14 +270,27 @@ def claim_play(db: Database, request_id: str, lease: timedelta = PLAY_LEASE) -> 
             .where(
                 ApprovalRequest.id == request_id,
                 or_(
-                    ApprovalRequest.state == RequestState.APPROVED,
-                    (ApprovalRequest.state == RequestState.PLAYING)
-                    & (ApprovalRequest.play_claimed_at < now - lease),
+                    play.state == play.ready,
+                    (play.state == play.playing) & (play.claimed_at < now - lease),
                 ),
             )
-            .values(state=RequestState.PLAYING, play_claimed_at=now)
+            .values({play.state: play.playing, play.claimed_at: now})
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def release_lease(db: Database, request_id: str, play: Play) -> None:
+    """playing → ready after a transient failure, so a retry can claim the play again."""
+    with db.transaction() as session:
+        session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id, play.state == play.playing)
+            .values({play.state: play.ready})
+        )
+
+
+def claim_play(db: Database, request_id: str, lease: timedelta = PLAY_LEASE) -> bool:
+    return claim_lease(db, request_id, GATE_PLAY, lease)
 
 
 def finish_play(
@@ -382,10 +413,4 @@ def job_url(request: ApprovalRequest) -> str | None:
 
 
 def release_play(db: Database, request_id: str) -> None:
-    """playing → approved after a transient failure, so a retry can claim the play again."""
-    with db.transaction() as session:
-        session.execute(
-            update(ApprovalRequest)
-            .where(ApprovalRequest.id == request_id, ApprovalRequest.state == RequestState.PLAYING)
-            .values(state=RequestState.APPROVED)
-        )
+    release_lease(db, request_id, GATE_PLAY)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from bot import ledger
 from bot.approvals import Decision, Denied, Granted
@@ -25,10 +25,13 @@ from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
 from bot.store.requests import (
     ApprovalOutcome,
+    Play,
+    claim_lease,
     counted,
     evidence,
     granted_approvals,
     lock,
+    release_lease,
 )
 
 ROLLBACK_ACTION = "rollback"
@@ -122,36 +125,21 @@ def record_vote(
         return ApprovalOutcome(request, decision, state_before)
 
 
+ROLLBACK_PLAY = Play(
+    ApprovalRequest.rollback_state,
+    ApprovalRequest.rollback_claimed_at,
+    RollbackState.APPROVED,
+    RollbackState.PLAYING,
+)
+
+
 def claim(db: Database, request_id: str, lease: timedelta) -> bool:
     """approved → playing, or take over a rollback play whose worker died."""
-    now = utcnow()
-    with db.transaction() as session:
-        result = session.execute(
-            update(ApprovalRequest)
-            .where(
-                ApprovalRequest.id == request_id,
-                or_(
-                    ApprovalRequest.rollback_state == RollbackState.APPROVED,
-                    (ApprovalRequest.rollback_state == RollbackState.PLAYING)
-                    & (ApprovalRequest.rollback_claimed_at < now - lease),
-                ),
-            )
-            .values(rollback_state=RollbackState.PLAYING, rollback_claimed_at=now)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return claim_lease(db, request_id, ROLLBACK_PLAY, lease)
 
 
 def release(db: Database, request_id: str) -> None:
-    """playing → approved after a transient failure, so a retry can claim it again."""
-    with db.transaction() as session:
-        session.execute(
-            update(ApprovalRequest)
-            .where(
-                ApprovalRequest.id == request_id,
-                ApprovalRequest.rollback_state == RollbackState.PLAYING,
-            )
-            .values(rollback_state=RollbackState.APPROVED)
-        )
+    release_lease(db, request_id, ROLLBACK_PLAY)
 
 
 def finish(
