@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -73,11 +74,12 @@ class BotProcesses:
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
-    def start(self) -> None:
+    def start(self, stopping: Callable[[], bool] = lambda: False) -> None:
+        """Migrate, spawn both, and wait until the web answers (or `stopping()` says so)."""
         self._upgrade()
         self._spawn("web", "web", "--port", str(self.web_port))
         self._spawn("worker", "worker")
-        self._wait_ready()
+        self._wait_ready(stopping)
 
     def _upgrade(self) -> None:
         done = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
@@ -107,14 +109,16 @@ class BotProcesses:
                 start_new_session=True,
             )
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, stopping: Callable[[], bool]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopping():
             self.check_alive()
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{self.web_url}/readyz", timeout=1).status_code == 200:
                     return
             time.sleep(0.1)
+        if stopping():
+            return
         raise SandboxError(NOT_READY.format(seconds=READY_TIMEOUT_S, log=self.log_tail("web")))
 
     def check_alive(self) -> None:

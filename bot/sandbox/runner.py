@@ -101,7 +101,9 @@ def _serve(options: Options, workdir: Path, stack: ExitStack, stop: threading.Ev
     stack.callback(page.server_close)
     print(STARTING.format(workdir=workdir), file=sys.stderr, flush=True)
     stack.callback(bot.stop)  # registered after the simulators: runs before they stop
-    bot.start()
+    bot.start(stopping=stop.is_set)  # Ctrl-C while starting stops at once
+    if stop.is_set():
+        return EXIT_OK
     _serve_in_thread(page, stack)
     print(READY.format(url=_page_url(options.host, page.port)), flush=True)
     while not stop.wait(0.5):

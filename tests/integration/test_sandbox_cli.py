@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,23 @@ def test_busy_page_port_exits_2_with_one_line() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+
+
+def test_ctrl_c_stops_the_bot_processes_and_exits_0(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [executable(), "sandbox", "--port", "0", "--redis-url", "redis://127.0.0.1:6379/7"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the URL: the web and worker processes are up
+    assert "http://127.0.0.1:" in line
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=40)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    workdir = re.search(r"starting the bot in (\S+)", err)
+    assert workdir is not None
+    assert not Path(workdir.group(1)).exists()  # the temporary directory is removed
