@@ -11,6 +11,7 @@ from bot.approvals import describe_missing
 from bot.evidence import Evidence
 from bot.evidence_blocks import evidence_blocks
 from bot.policy import Policy
+from bot.slack_text import escape
 from bot.store.models import ApprovalRequest, RequestState
 
 APPROVE_ACTION = "approve"
@@ -45,23 +46,25 @@ def _link(url: str | None, label: str) -> str:
 
 
 def _evidence_fields(request: ApprovalRequest) -> list[dict[str, str]]:
-    sha = (request.sha or "")[:8]
+    # Everything from GitLab is escaped: a `<` in a commit title must not form a link.
+    sha = escape((request.sha or "")[:8])
     job_link = f"{request.project_url}/-/jobs/{request.job_id}" if request.project_url else None
-    author = request.commit_author_name or "unknown"
+    author = escape(request.commit_author_name) or "unknown"
     if request.commit_author_email:
-        author += f" ({request.commit_author_email})"
-    triggered = request.triggered_by_name or request.triggered_by_username or "unknown"
+        author += f" ({escape(request.commit_author_email)})"
+    triggered = escape(request.triggered_by_name or request.triggered_by_username) or "unknown"
     if request.triggered_by_username:
-        triggered += f" (@{request.triggered_by_username})"
+        triggered += f" (@{escape(request.triggered_by_username)})"
+    title = escape(request.commit_title)
     fields = [
-        f"*Project*\n{_link(request.project_url, request.project_path)}",
-        f"*Ref*\n`{request.ref or '?'}`",
+        f"*Project*\n{_link(request.project_url, escape(request.project_path))}",
+        f"*Ref*\n`{escape(request.ref) or '?'}`",
         f"*Pipeline*\n{_link(request.pipeline_url, f'#{request.pipeline_id}')}",
-        f"*Job*\n{_link(job_link, request.job_name)}",
-        f"*Commit*\n{_link(request.commit_url, f'`{sha}`')} {request.commit_title or ''}".rstrip(),
+        f"*Job*\n{_link(job_link, escape(request.job_name))}",
+        f"*Commit*\n{_link(request.commit_url, f'`{sha}`')} {title}".rstrip(),
         f"*Author*\n{author}",
         f"*Triggered by*\n{triggered}",
-        f"*Environment*\n{request.environment or 'not stated'}",
+        f"*Environment*\n{escape(request.environment) or 'not stated'}",
     ]
     return [{"type": "mrkdwn", "text": text} for text in fields]
 
@@ -126,7 +129,8 @@ def _headline(request: ApprovalRequest) -> str:
     if request.state in FINAL_HEADLINES:
         return FINAL_HEADLINES[request.state]
     return (
-        f":lock: *Deployment approval needed* for *{request.project_path}* (`{request.ref or '?'}`)"
+        f":lock: *Deployment approval needed* for *{escape(request.project_path)}* "
+        f"(`{escape(request.ref) or '?'}`)"
     )
 
 
@@ -134,7 +138,7 @@ def _final_detail(request: ApprovalRequest) -> str:
     if request.state == RequestState.PLAYED and request.played_at:
         return f"Gate job played at {_ts(request.played_at)}."
     if request.state == RequestState.REJECTED:
-        return f"Rejected by <@{request.rejected_by}>: {request.reject_reason}"
+        return f"Rejected by <@{request.rejected_by}>: {escape(request.reject_reason)}"
     return request.state_reason or str(request.state)
 
 

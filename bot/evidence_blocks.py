@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.evidence import Evidence, StageJob
+from bot.slack_text import escape
 
 MAX_SECTION_CHARS = 2900  # Slack refuses section text over 3000 characters
 MAX_FLAGS_SHOWN = 10
@@ -27,11 +28,6 @@ NOT_AVAILABLE = ":grey_question: Not available: {what}"
 
 def _clip(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _mrkdwn_escape(text: str) -> str:
-    """Commit titles and paths are written by developers: keep them from forming links."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _section(block_id: str, text: str) -> dict[str, Any]:
@@ -56,8 +52,8 @@ def _changes(evidence: Evidence) -> dict[str, Any] | None:
     if earlier > 0:
         lines.append(MORE_COMMITS.format(n=earlier))
     for commit in evidence.commits:
-        title = _mrkdwn_escape(commit.title or "")
-        author = _mrkdwn_escape(commit.author_name or commit.author_email or "unknown")
+        title = escape(commit.title or "")
+        author = escape(commit.author_name or commit.author_email or "unknown")
         sha = f"<{commit.web_url}|`{commit.sha[:8]}`>" if commit.web_url else f"`{commit.sha[:8]}`"
         lines.append(f"• {sha} {title} — {author}")
     if evidence.compare_url:
@@ -67,7 +63,7 @@ def _changes(evidence: Evidence) -> dict[str, Any] | None:
 
 def _job_text(job: StageJob) -> str:
     icon = JOB_ICONS.get(job.status, ":hourglass_flowing_sand:")
-    name = _mrkdwn_escape(job.name)
+    name = escape(job.name)
     shown = f"<{job.web_url}|{name}>" if job.web_url else name
     if job.failed:
         allowed = " (allowed to fail)" if job.allow_failure else ""
@@ -89,8 +85,8 @@ def _flags(evidence: Evidence) -> dict[str, Any] | None:
         return _section("risk", UNCHECKED) if evidence.migrations_unchecked else None
     lines = [FLAGS_HEADING.format(n=len(evidence.flags))]
     for flag in evidence.flags[:MAX_FLAGS_SHOWN]:
-        where = _mrkdwn_escape(f"{flag.path}:{flag.line}")
-        lines.append(f"• `{where}` {_mrkdwn_escape(flag.message)}")
+        where = escape(f"{flag.path}:{flag.line}")
+        lines.append(f"• `{where}` {escape(flag.message)}")
     if len(evidence.flags) > MAX_FLAGS_SHOWN:
         lines.append(MORE_FLAGS.format(n=len(evidence.flags) - MAX_FLAGS_SHOWN))
     if evidence.migrations_unchecked:
@@ -114,7 +110,7 @@ def evidence_blocks(evidence: Evidence | None, reasons: Sequence[str]) -> list[d
             {
                 "type": "context",
                 "block_id": "missing",
-                "elements": [{"type": "mrkdwn", "text": _clip(_mrkdwn_escape(text))}],
+                "elements": [{"type": "mrkdwn", "text": _clip(escape(text))}],
             }
         )
     return blocks

@@ -26,7 +26,6 @@ BUDGET_S = 20.0
 
 UNAVAILABLE = "{what}: unavailable ({error})"
 TOO_MANY_MIGRATIONS = "migrations: only the first {n} changed migration files were checked"
-NO_DEPLOYMENT = "no earlier successful {environment} deployment: showing this commit only"
 OUT_OF_TIME = "{what}: skipped, evidence took longer than {budget:.0f}s"
 
 
@@ -98,8 +97,6 @@ def _changes(
     """The commits and file diffs since `base_sha` (or of the commit alone, without one)."""
     target = run.target
     if base_sha is None or base_sha == target.sha:
-        if base_sha is None and not any("deployment" in m for m in run.missing):
-            run.missing.append(NO_DEPLOYMENT.format(environment=run.settings.environment))
         commit = run.fetch("commit", lambda: run.reads.commit(target.project_id, target.sha))
         diffs = run.fetch(
             "changed files", lambda: run.reads.commit_diff(target.project_id, target.sha)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from bot.approvals import describe_missing
 from bot.blocks import ROLLBACK_ACTION, button
+from bot.slack_text import escape
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 
@@ -77,7 +78,7 @@ def rollback_message(
     `record` (the ledger record, once played).
     """
     names = {
-        "environment": request.environment or "production",
+        "environment": escape(request.environment) or "production",
         "pipeline": str(request.pipeline_id),
         "job": facts.get("job", "rollback"),
         "smoke": facts.get("smoke", "post-deploy"),

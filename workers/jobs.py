@@ -17,6 +17,7 @@ from bot.gitlab_reads import GitLabReads
 from bot.policy import EvidenceSettings, Gate
 from bot.runtime import Runtime
 from bot.slack import SlackError
+from bot.slack_text import escape
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
@@ -317,7 +318,7 @@ def reject(submission: dict[str, Any]) -> str:
     notify_thread(
         rt,
         rejected,
-        REJECTED_THREAD.format(user=clicker.slack_user_id, reason=submission["reason"]),
+        REJECTED_THREAD.format(user=clicker.slack_user_id, reason=escape(submission["reason"])),
     )
     if gate.on_reject == "cancel_pipeline":
         cancel_pipeline(rt, rejected)

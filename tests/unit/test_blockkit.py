@@ -147,8 +147,10 @@ def test_text_from_gitlab_and_slack_cannot_inject_markup() -> None:
     assert not parsed.named("svg")
     assert all("onclick" not in attrs and "onerror" not in attrs for _, attrs in parsed.tags)
     assert all(not (a.get("href") or "").startswith("javascript") for a in parsed.named("a"))
-    # Unescaped <…> in Slack text is a link token to Slack too: shown as inert text here.
-    assert '</a> "&gt;img src=x onerror=alert(1) &amp; scriptalert(2)/script' in html
+    # The bot escapes text from GitLab for Slack (&lt; &gt; &amp;): shown literally, as in
+    # Slack, never as markup (regression: it used to reach Slack unescaped, as link tokens).
+    assert '</a> "&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &lt;script&gt;alert(2)' in html
+    assert '&lt;b onclick="x()"&gt;Mallory&lt;/b&gt;' in html
     assert "<code>&lt;svg/onload=alert(3)&gt;</code>" in html
     assert "<br>fintech/payments-api</div>" in html  # the javascript: link is not a link
 

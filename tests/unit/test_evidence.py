@@ -94,9 +94,7 @@ def test_without_an_earlier_deployment_the_commit_alone_is_shown(gitlab: FakeGit
     found = run(gitlab)
     assert found.base_sha is None
     assert [c.title for c in found.commits] == ["Add <fee>"]
-    assert found.missing == (
-        "no earlier successful production deployment: showing this commit only",
-    )
+    assert found.missing == ()  # the message's heading says there was no earlier deployment
     assert {f.line for f in found.flags} == {3}
 
 
@@ -212,3 +210,37 @@ def test_the_message_shows_flags_commits_jobs_and_why_more_is_needed() -> None:
 
 def test_a_request_without_evidence_shows_nothing_extra() -> None:
     assert evidence_blocks(None, []) == []
+
+
+def test_text_from_gitlab_is_escaped_for_slack_in_the_request_message() -> None:
+    """Regression: a `<` in a commit title reached Slack as a link token."""
+    from datetime import datetime
+
+    from bot.blocks import request_message
+    from bot.store.models import ApprovalRequest, RequestState
+
+    request = ApprovalRequest(
+        id="a" * 32,
+        project_id=1,
+        project_path="fintech/x",
+        pipeline_id=2,
+        job_id=3,
+        job_name="compliance-gate",
+        ref="feature/<x>",
+        sha=HEAD,
+        commit_title="Fix <https://evil.example|your bank> & more",
+        commit_author_name="<!channel>",
+        channel="C0X",
+        policy_version="v",
+        state=RequestState.REJECTED,
+        rejected_by="U1",
+        reject_reason="<!here> no",
+        expires_at=datetime(2030, 1, 1),
+    )
+    text = str(request_message(request, [], {})[1])
+    assert "Fix &lt;https://evil.example|your bank&gt; &amp; more" in text
+    assert "&lt;!channel&gt;" in text
+    assert "`feature/&lt;x&gt;`" in text
+    assert ": &lt;!here&gt; no" in text
+    assert "<https://evil" not in text
+    assert "<!channel>" not in text
