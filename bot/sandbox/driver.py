@@ -21,7 +21,7 @@ import requests
 from bot.sandbox.env import Credentials
 from bot.sandbox.people import CHANNELS, Person
 from bot.simulators.gitlab import FakeGitLab
-from bot.simulators.gitlab_events import hook_headers, pipeline_event, to_body
+from bot.simulators.gitlab_events import build, hook_headers, pipeline_event, to_body
 from bot.simulators.slack import FakeSlack
 from bot.simulators.slack_signing import block_actions_payload, signed_headers
 from bot.simulators.slack_signing import view_submission_payload as _view_submission
@@ -32,6 +32,17 @@ CODE_FILE = "src/payments/retry.py"
 CODE_CHANGE = "MAX_RETRIES = 3\n"
 MIGRATION_FILE = "db/migrations/20261125_add_fee.sql"
 MIGRATION_SQL = "ALTER TABLE transactions ADD COLUMN fee_cents bigint NOT NULL;\n"
+SMOKE_JOB = "post-deploy"
+ROLLBACK_JOB = "rollback:production"
+NOT_PLAYED = "pipeline #{pipeline}: its gate has not been played yet"
+
+
+def _after_deploy(gate_job_id: int) -> list[dict[str, Any]]:
+    """The smoke test after the deploy, and the manual rollback job Roll back plays."""
+    return [
+        build(gate_job_id + 2, SMOKE_JOB, "verify", "created"),
+        build(gate_job_id + 3, ROLLBACK_JOB, "rollback", "manual", when="manual"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class Started:
     project: str
     gate_job_id: int
     triggered_by: str
+    event: dict[str, Any] = field(default_factory=dict, repr=False)
+    deployed: bool = False
 
 
 @dataclass
@@ -101,12 +114,45 @@ class Driver:
             author=wanted.author.commit_author,
             commit_title=wanted.title,
             gitlab_url=self.gitlab.url,
+            extra_builds=_after_deploy(pipeline_id * 10 + 2),
         )
         self.gitlab.seed_from_event(event)
         self._add_commit(project_id, sha, wanted)
         self.pipelines.append(
-            Started(pipeline_id, wanted.project, pipeline_id * 10 + 2, wanted.triggered_by.name)
+            Started(
+                pipeline_id, wanted.project, pipeline_id * 10 + 2, wanted.triggered_by.name, event
+            )
         )
+        return {"pipeline_id": pipeline_id, **self._hook(event)}
+
+    def deploy(self, pipeline_id: int, smoke_passes: bool) -> dict[str, Any]:
+        """The played gate's pipeline runs on: the deploy job succeeds and the post-deploy
+        smoke test passes or fails, as GitLab would report it in a Pipeline Hook."""
+        started = next((p for p in self.pipelines if p.pipeline_id == pipeline_id), None)
+        if started is None or self.gitlab.play_count(started.gate_job_id) == 0:
+            raise LookupError(NOT_PLAYED.format(pipeline=pipeline_id))
+        statuses = {
+            "compliance-gate": "success",
+            "deploy-production": "success",
+            SMOKE_JOB: "success" if smoke_passes else "failed",
+        }
+        event = dict(started.event)
+        attributes = {
+            **event["object_attributes"],
+            "status": "success" if smoke_passes else "failed",
+        }
+        event["object_attributes"] = attributes
+        event["builds"] = [
+            {**b, "status": statuses.get(b["name"], b["status"])} for b in event["builds"]
+        ]
+        with self._lock:
+            for job in event["builds"]:
+                self.gitlab.job(job["id"])["status"] = job["status"]
+            self.gitlab.pipeline(pipeline_id)["status"] = attributes["status"]
+            started.deployed = True
+        return {"pipeline_id": pipeline_id, **self._hook(event)}
+
+    def _hook(self, event: dict[str, Any]) -> dict[str, Any]:
         headers = hook_headers(event, self.credentials.webhook_secret, gitlab_url=self.gitlab.url)
         answer = requests.post(
             f"{self.edge_url}/webhooks/gitlab",
@@ -114,7 +160,7 @@ class Driver:
             headers=headers,
             timeout=EDGE_TIMEOUT_S,
         )
-        return {"pipeline_id": pipeline_id, **_answer(answer)}
+        return _answer(answer)
 
     def _add_commit(self, project_id: int, sha: str, wanted: PipelineRequest) -> None:
         """The commit's changed files, for the evidence the worker gathers from GitLab."""

@@ -66,6 +66,14 @@ def create_page(driver: Driver, db: Database, policy_path: Path) -> Flask:
         )
         return jsonify(driver.start_pipeline(wanted))
 
+    @app.post("/api/pipelines/<int:pipeline_id>/deploy")
+    def deploy(pipeline_id: int) -> Response:
+        body = _json()
+        try:
+            return jsonify(driver.deploy(pipeline_id, body.get("smoke") != "failed"))
+        except LookupError as exc:
+            raise BadInput(str(exc)) from None
+
     @app.post("/api/click")
     def click() -> Response:
         body = _json()

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot import ledger
 from bot.sandbox.blockkit import render_message, render_view
-from bot.sandbox.driver import Click, Driver
+from bot.sandbox.driver import Click, Driver, Started
 from bot.sandbox.mrkdwn import mrkdwn
 from bot.sandbox.people import CHANNELS, display_name
 from bot.store.db import Database
@@ -23,6 +23,8 @@ BOT_NAME = "approval-bot"
 ONLY_YOU = "Only visible to {name}"
 NO_MESSAGES = "No approval requests yet: start a pipeline."
 NO_PIPELINES = "No pipelines yet."
+DEPLOY_PASSES = "Deploy: smoke test passes"
+DEPLOY_FAILS = "Deploy: smoke test fails"
 NO_LEDGER = "The ledger is empty: approve or reject a request."
 LEDGER_UNREADABLE = "The ledger cannot be read right now: {error}"
 UNEXPECTED = "{service} answered {count} call(s) it does not simulate: {calls}"
@@ -174,7 +176,7 @@ def gitlab_html(driver: Driver) -> str:
             ),
             key=lambda j: j["id"],
         )
-        cells = "".join(_job_html(driver, job) for job in jobs)
+        cells = "".join(_job_html(driver, job) for job in jobs) + _deploy_buttons(driver, started)
         rows.append(
             f'<tr data-pipeline="{started.pipeline_id}"><td>{escape(started.project)}'
             f"<br><small>#{started.pipeline_id} · by {escape(started.triggered_by)}</small></td>"
@@ -185,6 +187,18 @@ def gitlab_html(driver: Driver) -> str:
         '<table class="gitlab"><tr><th>pipeline</th><th>status</th><th>jobs</th></tr>'
         + "".join(rows)
         + "</table>"
+    )
+
+
+def _deploy_buttons(driver: Driver, started: Started) -> str:
+    """Once the gate is played: let the pipeline deploy, with the smoke test passing or not."""
+    if started.deployed or driver.gitlab.play_count(started.gate_job_id) == 0:
+        return ""
+    pipeline = started.pipeline_id
+    return "".join(
+        f'<button type="button" class="deploy" data-pipeline="{pipeline}" data-smoke="{smoke}">'
+        f"{label}</button>"
+        for smoke, label in (("passed", DEPLOY_PASSES), ("failed", DEPLOY_FAILS))
     )
 
 

@@ -160,6 +160,14 @@ def approve_as(browser: WebDriver, person: str, channel: str) -> None:
     dialog.find_element(By.CSS_SELECTOR, '[data-confirm="yes"]').click()
 
 
+def rollback_as(browser: WebDriver, person: str) -> None:
+    click_as(browser, person, DEPLOYS, "rollback")
+    dialog = browser.find_element(By.ID, "confirm-dialog")
+    wait_for("the confirm dialog", dialog.is_displayed)
+    assert "Roll back this deployment?" in dialog.text
+    dialog.find_element(By.CSS_SELECTOR, '[data-confirm="yes"]').click()
+
+
 def test_approve_deny_and_reject_in_the_browser(sandbox_url: str, browser: WebDriver) -> None:
     started = time.monotonic()
     browser.get(sandbox_url)
@@ -192,6 +200,27 @@ def test_approve_deny_and_reject_in_the_browser(sandbox_url: str, browser: WebDr
     screenshot = ARTIFACTS / "sandbox-approved.png"
     assert browser.save_screenshot(str(screenshot))
     print(f"screenshot after the approval: {screenshot}")
+
+    # The pipeline deploys and its smoke test fails: the thread offers Roll back. Ravi
+    # triggered the pipeline, so he may not roll it back; Rita may, once.
+    browser.find_element(By.CSS_SELECTOR, '#gitlab button.deploy[data-smoke="failed"]').click()
+    wait_for("the smoke-test alert", lambda: "Smoke test" in text_of(browser, DEPLOYS))
+    rollback_as(browser, "ravi")
+    wait_for(
+        "the rollback refusal",
+        lambda: "rollback because you triggered" in text_of(browser, f"{DEPLOYS} .ephemeral"),
+    )
+    rollback_as(browser, "rita")
+    wait_for(
+        "the rollback job played",
+        lambda: "rollback:production: pending · played 1 time" in text_of(browser, "#gitlab"),
+    )
+    rolled_back = wait_for(
+        "the rollback entry", lambda: text_of(browser, "#ledger .ledger-rollback")
+    )
+    assert "Rita Release" in rolled_back
+    wait_for("the rolled-back reply", lambda: "Rolled back" in text_of(browser, DEPLOYS))
+    assert browser.save_screenshot(str(ARTIFACTS / "sandbox-rolled-back.png"))
 
     # Ada (an admin) rejects the next one, which adds a risky migration, with a reason
     # typed into the bot's modal.

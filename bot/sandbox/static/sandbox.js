@@ -178,7 +178,21 @@ async function onPipelineSubmit(event) {
   document.getElementById("pipeline-answer").textContent = line;
 }
 
+async function onDeployClick(event) {
+  const button = event.target.closest("button.deploy[data-pipeline]");
+  if (!button) return;
+  button.disabled = true;
+  const answer = await post(
+    "/api/pipelines/" + encodeURIComponent(button.dataset.pipeline) + "/deploy",
+    { smoke: button.dataset.smoke },
+  );
+  const status = answer.body && answer.body.status ? " " + answer.body.status : "";
+  document.getElementById("pipeline-answer").textContent =
+    "Pipeline #" + button.dataset.pipeline + " deployed: webhook answered " + answer.status + status;
+}
+
 document.getElementById("slack").addEventListener("click", onMessageClick);
+document.getElementById("gitlab").addEventListener("click", onDeployClick);
 document.getElementById("confirm-dialog").addEventListener("click", onConfirm);
 document.getElementById("modal-dialog").addEventListener("submit", onModalSubmit);
 document.getElementById("modal-dialog").addEventListener("click", onModalClick);
