@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bot.simulators.gitlab_events import pipeline_event
@@ -168,7 +168,9 @@ def test_mutated_pipeline_events(edge: E.Edge, data: st.DataObject, token: str |
 @fuzz(250)
 @given(event=S.spec_valid_webhooks(), token=S.wrong_tokens)
 def test_spec_valid_events_are_accepted(edge: E.Edge, event: Any, token: str | None) -> None:
-    """What docs/openapi.yaml says a webhook may be is never refused with a 400."""
+    """What docs/openapi.yaml says a webhook may be is never refused with a 400 (with what
+    the webhook's description adds: no NUL or lone surrogate, names within their length)."""
+    assume(E.storable(event))
     edge.reset_redis()
     assert E.spec_valid(WEBHOOK_EVENT, event)
     body = S.to_json(event)
