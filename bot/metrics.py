@@ -28,6 +28,10 @@ COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
         "Approve and reject decisions made by the worker, by outcome",
     ),
     "plays_total": (("result",), "Gate job plays attempted by the worker, by result"),
+    "rollbacks_total": (
+        ("outcome",),
+        "Roll back clicks and deployment facts handled by the worker, by outcome",
+    ),
 }
 
 

@@ -24,7 +24,7 @@ from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 from workers.context import runtime
 from workers.jobs import NO_GATE, deliver_audit
-from workers.support import approver_dicts, change_people, clicked_request, tell
+from workers.support import approver_dicts, change_people, clicked_request, counted, tell
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ MESSAGE_COLUMNS: dict[Kind, rollbacks.MessageColumn] = {
 }
 
 
+@counted("rollbacks_total", "outcome")
 def deployment_update(event: DeployEvent) -> str:
     """The deployment of a played gate succeeded, or its smoke test failed: offer Roll back."""
     rt = runtime()
@@ -67,6 +68,7 @@ def deployment_update(event: DeployEvent) -> str:
     return kind
 
 
+@counted("rollbacks_total", "outcome")
 def rollback(click: dict[str, Any]) -> str:
     """Decide a Roll back click under the gate's rollback policy; roll back on quorum."""
     rt = runtime()

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 
 from bot.simulators.gitlab_events import build, pipeline_event
 from tests.integration.harness import Bot, request_id_of, wait_until
@@ -169,6 +170,9 @@ def test_risky_migration_needs_the_extra_approver_and_rollback_plays_once(live: 
     assert posted[-1].key
     assert live.message_update("Rolled back")
     assert live.run("ledger", "verify").returncode == 0
+    metrics = requests.get(f"{live.url}/metrics", timeout=5).text
+    assert 'approval_bot_rollbacks_total{outcome="rolled-back"}' in metrics
+    assert 'approval_bot_rollbacks_total{outcome="denied:self_approval"}' in metrics
 
 
 def test_a_safe_change_needs_only_the_base_rules(live: Bot) -> None:
