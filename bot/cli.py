@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--triggered-by", help="GitLab username who ran the pipeline")
     explain.add_argument("--author", help="GitLab username of the commit author")
     explain.add_argument("--author-email", help="e-mail of the commit author")
+    explain.add_argument(
+        "--migration-risk", action="store_true", help="the change has migration risk flags"
+    )
+    explain.add_argument(
+        "--failed-jobs", action="store_true", help="an earlier job of the pipeline failed"
+    )
+    explain.add_argument(
+        "--rollback", action="store_true", help="may USER roll the deployment back instead"
+    )
     explain.add_argument("--policy", type=Path, help="policy file (default: APPROVAL_POLICY)")
 
     scan = sub.add_parser(
@@ -214,6 +223,8 @@ def policy_explain(args: argparse.Namespace) -> int:
         triggered_by=args.triggered_by,
         author=args.author,
         author_email=args.author_email,
+        facts={"migration_risk": args.migration_risk, "failed_jobs": args.failed_jobs},
+        rollback=args.rollback,
     )
     return explain(load_policy(path), question, sys.stdout)
 

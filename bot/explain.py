@@ -8,10 +8,20 @@ people behind the change are named by their GitLab usernames (resolved through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TextIO
 
-from bot.approvals import ChangePerson, Clicker, Denied, decide_approval, describe_missing
+from bot.approvals import (
+    ChangePerson,
+    Clicker,
+    Denied,
+    decide_approval,
+    decide_rollback,
+    describe_missing,
+    rollback_gate,
+)
+from bot.evidence import risk_reasons
 from bot.policy import LoadedPolicy
 
 
@@ -24,22 +34,31 @@ class Question:
     triggered_by: str | None = None
     author: str | None = None
     author_email: str | None = None
+    # Risk facts of the change (migration_risk, failed_jobs): the gate's risk_rules apply.
+    facts: Mapping[str, bool] = field(default_factory=dict)
+    rollback: bool = False  # ask about rolling the deployment back, not approving it
 
 
 def explain(loaded: LoadedPolicy, question: Question, out: TextIO) -> int:
     """Print the reasoning; 0 may approve, 1 may not, 2 no gate covers the job."""
     policy = loaded.policy
-    gate = policy.gate_for(question.project, question.job)
-    if gate is None:
+    base = policy.gate_for(question.project, question.job)
+    if base is None:
         print(f"no gate in {loaded.path} covers {question.project} job {question.job}", file=out)
         return 2
+    gate = base.for_change(question.facts)
     print(
         f"gate: {gate.project} job {gate.job} → channel {gate.channel} "
         f"(policy version {loaded.version[:12]})",
         file=out,
     )
-    needed = {r.role: r.count for r in gate.require}
-    print(f"requires: {describe_missing(needed)} (distinct people)", file=out)
+    needed: dict[str, int] = {}
+    for rule in rollback_gate(gate).require if question.rollback else gate.require:
+        needed[rule.role] = needed.get(rule.role, 0) + rule.count
+    what = "rollback requires" if question.rollback else "requires"
+    print(f"{what}: {describe_missing(needed)} (distinct people)", file=out)
+    for reason in risk_reasons(base, question.facts):
+        print(f"  because of {reason}", file=out)
     roles = frozenset(policy.static_roles_of(question.user))
     groups = [
         f"{name} via user group {', '.join(role.usergroups)}"
@@ -55,10 +74,12 @@ def explain(loaded: LoadedPolicy, question: Question, out: TextIO) -> int:
         ChangePerson("commit_author", username=question.author, email=question.author_email),
     ]
     clicker = Clicker(question.user, question.user_email, roles, policy.is_admin(question.user))
-    decision = decide_approval(gate, policy.identities, clicker, people, [])
+    decide = decide_rollback if question.rollback else decide_approval
+    decision = decide(gate, policy.identities, clicker, people, [])
+    verb = "ROLL BACK" if question.rollback else "APPROVE"
     if isinstance(decision, Denied):
-        print(f"verdict: MAY NOT APPROVE ({decision.code}): {decision.message}", file=out)
+        print(f"verdict: MAY NOT {verb} ({decision.code}): {decision.message}", file=out)
         return 1
     role = decision.assignment.get(question.user, "?")
-    print(f"verdict: MAY APPROVE, counting as {role}", file=out)
+    print(f"verdict: MAY {verb}, counting as {role}", file=out)
     return 0

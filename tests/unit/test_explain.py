@@ -50,3 +50,39 @@ def test_no_gate(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = explain(capsys, "--project", "other/thing", "--user", "U0RM00001")
     assert code == 2
     assert "no gate" in out
+
+
+def test_risk_facts_add_the_gates_risk_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = explain(
+        capsys, "--project", "fintech/wallet-api", "--user", "U0DBA0001", "--migration-risk"
+    )
+    assert code == 0
+    assert "requires: 1 dba, 1 release-manager" in out
+    assert "because of migration risk: also needs 1 dba" in out
+    assert "MAY APPROVE, counting as dba" in out
+    code, out = explain(capsys, "--project", "fintech/wallet-api", "--user", "U0DBA0001")
+    assert code == 1
+    assert "needs release-manager" in out
+
+
+def test_rollback_is_explained_under_the_rollback_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = explain(
+        capsys, "--project", "fintech/wallet-api", "--user", "U0RM00001", "--rollback"
+    )
+    assert code == 0
+    assert "rollback requires: 1 approver of the gate" in out
+    assert "MAY ROLL BACK" in out
+    code, out = explain(
+        capsys,
+        "--project",
+        "fintech/wallet-api",
+        "--user",
+        "U0RM00002",
+        "--triggered-by",
+        "ravi",
+        "--rollback",
+    )
+    assert code == 1
+    assert "may not approve this rollback because you triggered this pipeline" in out
