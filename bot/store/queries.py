@@ -9,7 +9,9 @@ from sqlalchemy import and_, or_, select, update
 
 from bot.store.db import Database
 from bot.store.models import ApprovalRequest, RequestState, utcnow
+from bot.store.plays import GATE_PLAY, Play
 from bot.store.requests import PLAY_LEASE
+from bot.store.rollbacks import ROLLBACK_PLAY
 
 # An approved request not claimed within this long lost its worker (a claim takes ms).
 APPROVED_GRACE = timedelta(seconds=20)
@@ -34,38 +36,25 @@ def stuck_plays(
     db: Database, lease: timedelta = PLAY_LEASE, now: datetime | None = None
 ) -> list[ApprovalRequest]:
     """Approved requests nobody is playing, and plays whose worker's lease ran out."""
-    now = now or utcnow()
-    return _requests(
-        db,
-        or_(
-            and_(
-                ApprovalRequest.state == RequestState.APPROVED,
-                ApprovalRequest.updated_at < now - APPROVED_GRACE,
-            ),
-            and_(
-                ApprovalRequest.state == RequestState.PLAYING,
-                ApprovalRequest.play_claimed_at < now - lease,
-            ),
-        ),
-    )
+    return _stuck(db, GATE_PLAY, lease, now)
 
 
 def stuck_rollbacks(
     db: Database, lease: timedelta = PLAY_LEASE, now: datetime | None = None
 ) -> list[ApprovalRequest]:
     """Approved rollbacks nobody is playing, and rollback plays whose lease ran out."""
+    return _stuck(db, ROLLBACK_PLAY, lease, now)
+
+
+def _stuck(
+    db: Database, play: Play, lease: timedelta, now: datetime | None
+) -> list[ApprovalRequest]:
     now = now or utcnow()
     return _requests(
         db,
         or_(
-            and_(
-                ApprovalRequest.rollback_state == "approved",
-                ApprovalRequest.updated_at < now - APPROVED_GRACE,
-            ),
-            and_(
-                ApprovalRequest.rollback_state == "playing",
-                ApprovalRequest.rollback_claimed_at < now - lease,
-            ),
+            and_(play.state == play.ready, ApprovalRequest.updated_at < now - APPROVED_GRACE),
+            and_(play.state == play.playing, play.claimed_at < now - lease),
         ),
     )
 

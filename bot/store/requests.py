@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from bot.store.models import (
 from bot.store.models import (
     Decision as DecisionRow,
 )
+from bot.store.plays import GATE_PLAY, claim_lease, release_lease
 
 PLAY_LEASE = timedelta(seconds=90)  # default of the PLAY_LEASE_SECONDS setting
 
@@ -150,6 +151,29 @@ def lock(session: Session, request_id: str) -> ApprovalRequest:
     return request
 
 
+def decision_row(
+    request_id: str,
+    action: str,
+    who: tuple[str, str | None, frozenset[str]],
+    decision: Decision,
+    policy_version: str,
+) -> DecisionRow:
+    """One decided click (`who` is the Slack user id, name and roles), granted or denied."""
+    slack_user_id, slack_user_name, roles = who
+    return DecisionRow(
+        request_id=request_id,
+        slack_user_id=slack_user_id,
+        slack_user_name=slack_user_name,
+        action=action,
+        outcome="granted" if isinstance(decision, Granted) else "denied",
+        reason_code=decision.code if isinstance(decision, Denied) else None,
+        reason=decision.message if isinstance(decision, Denied) else None,
+        roles=",".join(sorted(roles)),
+        policy_version=policy_version,
+        decided_at=utcnow(),
+    )
+
+
 def record_approval(
     db: Database,
     request_id: str,
@@ -172,17 +196,12 @@ def record_approval(
         decision = decide(counted(granted_approvals(session, request_id)))
         now = utcnow()
         session.add(
-            DecisionRow(
-                request_id=request_id,
-                slack_user_id=slack_user_id,
-                slack_user_name=slack_user_name,
-                action="approve",
-                outcome="granted" if isinstance(decision, Granted) else "denied",
-                reason_code=decision.code if isinstance(decision, Denied) else None,
-                reason=decision.message if isinstance(decision, Denied) else None,
-                roles=",".join(sorted(roles)),
-                policy_version=policy_version,
-                decided_at=now,
+            decision_row(
+                request_id,
+                "approve",
+                (slack_user_id, slack_user_name, roles),
+                decision,
+                policy_version,
             )
         )
         if isinstance(decision, Granted) and decision.quorum_met:
@@ -238,55 +257,6 @@ def reject(
         fields.update(rejected_by=slack_user_id, reason=reason)
         entry = ledger.append(session, "rejection", fields, now)
         return request, entry
-
-
-@dataclass(frozen=True)
-class Play:
-    """Which columns hold a play's state: the gate's own, or its rollback's."""
-
-    state: Any
-    claimed_at: Any
-    ready: str
-    playing: str
-
-
-GATE_PLAY = Play(
-    ApprovalRequest.state,
-    ApprovalRequest.play_claimed_at,
-    RequestState.APPROVED,
-    RequestState.PLAYING,
-)
-
-
-def claim_lease(db: Database, request_id: str, play: Play, lease: timedelta) -> bool:
-    """ready → playing, or take over a play whose worker died (lease expired).
-
-    A conditional UPDATE: of any number of workers, exactly one sees one row changed.
-    """
-    now = utcnow()
-    with db.transaction() as session:
-        result = session.execute(
-            update(ApprovalRequest)
-            .where(
-                ApprovalRequest.id == request_id,
-                or_(
-                    play.state == play.ready,
-                    (play.state == play.playing) & (play.claimed_at < now - lease),
-                ),
-            )
-            .values({play.state: play.playing, play.claimed_at: now})
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def release_lease(db: Database, request_id: str, play: Play) -> None:
-    """playing → ready after a transient failure, so a retry can claim the play again."""
-    with db.transaction() as session:
-        session.execute(
-            update(ApprovalRequest)
-            .where(ApprovalRequest.id == request_id, play.state == play.playing)
-            .values({play.state: play.ready})
-        )
 
 
 def claim_play(db: Database, request_id: str, lease: timedelta = PLAY_LEASE) -> bool:

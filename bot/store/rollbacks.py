@@ -18,20 +18,19 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 
 from bot import ledger
-from bot.approvals import Decision, Denied, Granted
+from bot.approvals import Decision, Granted
 from bot.store import outbox
 from bot.store.db import Database
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
+from bot.store.plays import Play, claim_lease, release_lease
 from bot.store.requests import (
     ApprovalOutcome,
-    Play,
-    claim_lease,
     counted,
+    decision_row,
     evidence,
     granted_approvals,
     lock,
-    release_lease,
 )
 
 ROLLBACK_ACTION = "rollback"
@@ -105,20 +104,8 @@ def record_vote(
         if request.rollback_state != RollbackState.OFFERED:
             return ApprovalOutcome(request, None, state_before)
         decision = decide(counted(granted_approvals(session, request_id, ROLLBACK_ACTION)))
-        session.add(
-            DecisionRow(
-                request_id=request_id,
-                slack_user_id=slack_user_id,
-                slack_user_name=slack_user_name,
-                action=ROLLBACK_ACTION,
-                outcome="granted" if isinstance(decision, Granted) else "denied",
-                reason_code=decision.code if isinstance(decision, Denied) else None,
-                reason=decision.message if isinstance(decision, Denied) else None,
-                roles=",".join(sorted(roles)),
-                policy_version=policy_version,
-                decided_at=utcnow(),
-            )
-        )
+        who = (slack_user_id, slack_user_name, roles)
+        session.add(decision_row(request_id, ROLLBACK_ACTION, who, decision, policy_version))
         if isinstance(decision, Granted) and decision.quorum_met:
             request.rollback_state = RollbackState.APPROVED
         session.flush()
