@@ -60,11 +60,11 @@ def recover_plays(rt: Runtime) -> int:
     """Finish gate plays and rollbacks whose worker died (or that nobody picked up)."""
     lease = rt.settings.play_lease
     stuck = [
-        *((r, jobs.finish_approved) for r in queries.stuck_plays(rt.db, lease)),
-        *((r, rollback.finish_rollback) for r in queries.stuck_rollbacks(rt.db, lease)),
+        *(("play", r, jobs.finish_approved) for r in queries.stuck_plays(rt.db, lease)),
+        *(("rollback", r, rollback.finish_rollback) for r in queries.stuck_rollbacks(rt.db, lease)),
     ]
-    for request, finish in stuck:
-        log.warning("recovering the play of %s (state %s)", request.id, request.state)
+    for what, request, finish in stuck:
+        log.warning("recovering the %s of %s (state %s)", what, request.id, request.state)
         try:
             finish(rt, request.id)
         except Exception:  # one bad request must not stop the sweep; RQ logs the rest

@@ -11,101 +11,30 @@ from __future__ import annotations
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 import requests
 
-from bot.simulators.gitlab_events import build, pipeline_event
 from tests.integration.harness import Bot, request_id_of, wait_until
+from tests.integration.wallet import (
+    MIGRATION,
+    approve_all,
+    deployed_event,
+    thread_replies,
+    wallet_pipeline,
+)
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
 
 RM, RM2, DBA, OUTSIDER = "U0RM00001", "U0RM00002", "U0DBA0001", "U0OUTSIDE"
 RAVI = {"id": 12, "name": "Ravi", "username": "ravi", "email": "ravi@example.com"}
-MIGRATION = "db/migrations/20261125_add_fee.sql"
 RISKY_SQL = "-- fees\nALTER TABLE transactions\n  ADD COLUMN fee_cents bigint NOT NULL;\n"
 SAFE_SQL = "CREATE INDEX CONCURRENTLY idx_fee ON invoices (fee_cents);\n"
 
 
-def _shas(n: int) -> tuple[str, str]:
-    return f"{n:02d}aa" + "0" * 36, f"{n:02d}bb" + "1" * 36
-
-
-def wallet_pipeline(
-    bot: Bot, migration: str | None, *, deployed_before: bool = True, **kwargs: Any
-) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """A gated wallet pipeline whose commit changes `migration` (if given); returns the
-    event, the posted request and the rollback job id."""
-    n = next(_ids)
-    project_id, pipeline_id, gate = 300 + n, 70_000 + n, 700_000 + n * 10
-    base, head = _shas(n)
-    path = f"fintech/wallet-{n}"
-    bot.gitlab.add_project(project_id, path)
-    bot.gitlab.add_commit(project_id, base, title="Initial", files={"README.md": "wallet\n"})
-    files: dict[str, str | None] = {"app/fees.py": "FEE = 1\n"}
-    if migration is not None:
-        files[MIGRATION] = migration
-    bot.gitlab.add_commit(
-        project_id, head, title="Charge fees", parent=base, author_name="Alice", files=files
-    )
-    if deployed_before:
-        bot.gitlab.add_deployment(project_id, 10 + n, pipeline_id - 1000, base)
-    rollback_job = gate + 5
-    extra = [
-        build(gate - 2, "lint", "test", "failed", allow_failure=True),
-        build(gate + 2, "post-deploy", "verify", "created"),
-        build(rollback_job, "rollback:production", "rollback", "manual", when="manual"),
-    ]
-    event = pipeline_event(
-        project_id=project_id,
-        project_path=path,
-        pipeline_id=pipeline_id,
-        sha=head,
-        gate_job_id=gate,
-        extra_builds=extra,
-        gitlab_url=bot.gitlab.url,
-        **kwargs,
-    )
-    bot.gitlab.seed_from_event(event)
-    assert bot.webhook(event, key=f"wallet-{n}").status_code == 202
-    before = len([c for c in bot.slack.calls_to("chat.postMessage") if _top(c, "C0WALLET")])
-    return event, bot.posted_request("C0WALLET", count=before + 1), rollback_job
-
-
-def _top(call: Any, channel: str) -> bool:
-    return call.params.get("channel") == channel and "thread_ts" not in call.params
-
-
-def _approve_all(bot: Bot, request_id: str, *users: str) -> None:
-    for user in users:
-        assert bot.click(user, "approve", request_id).status_code == 200
-        bot.wait_response(f"{user}-approve")
-
-
-def _deployed(bot: Bot, event: dict[str, Any], smoke: str) -> dict[str, Any]:
-    """The pipeline event GitLab sends once the deploy ran and the smoke test finished."""
-    later = {**event, "object_attributes": {**event["object_attributes"], "status": "failed"}}
-    statuses = {"compliance-gate": "success", "deploy-production": "success", "post-deploy": smoke}
-    later["builds"] = [
-        {**b, "status": statuses.get(b["name"], b["status"])} for b in event["builds"]
-    ]
-    for job in later["builds"]:
-        bot.gitlab.job(job["id"])["status"] = job["status"]
-    return later
-
-
-def _replies(bot: Bot, needle: str) -> list[dict[str, Any]]:
-    return [
-        c.params
-        for c in bot.slack.calls_to("chat.postMessage")
-        if "thread_ts" in c.params and needle in str(c.params.get("blocks"))
-    ]
-
-
 def test_risky_migration_needs_the_extra_approver_and_rollback_plays_once(live: Bot) -> None:
-    event, message, rollback_job = wallet_pipeline(live, RISKY_SQL, user=RAVI)
+    event, message, rollback_job = wallet_pipeline(live, next(_ids), RISKY_SQL, user=RAVI)
     text = str(message["blocks"])
     # Evidence: the flag with file and line, why the DBA is needed, commits, earlier jobs.
     assert f"{MIGRATION}:2" in text
@@ -118,9 +47,9 @@ def test_risky_migration_needs_the_extra_approver_and_rollback_plays_once(live: 
     assert "|lint>: failed (allowed to fail)" in text
     request_id = request_id_of(message)
 
-    _approve_all(live, request_id, RM)
+    approve_all(live, request_id, RM)
     assert "Still needed: 1 dba" in live.responses_to(f"{RM}-approve")[-1]
-    _approve_all(live, request_id, DBA)
+    approve_all(live, request_id, DBA)
     gate = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
     live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
     signoff = wait_until(
@@ -132,13 +61,13 @@ def test_risky_migration_needs_the_extra_approver_and_rollback_plays_once(live: 
     assert {a["slack_user_id"] for a in signoff["approvers"]} == {RM, DBA}
 
     # Deployed, then the smoke test fails: the thread offers Roll back and alerts.
-    answer = live.webhook(_deployed(live, event, "failed"))
+    answer = live.webhook(deployed_event(live, event, "failed"))
     assert answer.status_code == 202, answer.text
-    alert = wait_until(lambda: _replies(live, "Smoke test"), 15, "the smoke-test alert")[-1]
+    alert = wait_until(lambda: thread_replies(live, "Smoke test"), 15, "the smoke-test alert")[-1]
     assert alert["reply_broadcast"] in (True, "true", "1")
     assert "rollback" in str(alert["blocks"])
     assert "<@U0RM00001>" in str(alert["blocks"])
-    wait_until(lambda: _replies(live, "Deployed to"), 15, "the rollback offer")
+    wait_until(lambda: thread_replies(live, "Deployed to"), 15, "the rollback offer")
 
     # The triggerer may not roll back, nor may an outsider; a release manager may, once.
     assert live.click(RM2, "rollback", request_id).status_code == 200
@@ -176,19 +105,19 @@ def test_risky_migration_needs_the_extra_approver_and_rollback_plays_once(live: 
 
 
 def test_a_safe_change_needs_only_the_base_rules(live: Bot) -> None:
-    _, message, _ = wallet_pipeline(live, SAFE_SQL)
+    _, message, _ = wallet_pipeline(live, next(_ids), SAFE_SQL)
     text = str(message["blocks"])
     assert "no risky statements found" in text
     assert "Extra approval required" not in text
     request_id = request_id_of(message)
-    _approve_all(live, request_id, RM)
+    approve_all(live, request_id, RM)
     assert "completed the quorum" in live.responses_to(f"{RM}-approve")[-1]
 
 
 def test_missing_evidence_is_named_and_treated_as_risky(live: Bot) -> None:
     live.gitlab.fail_next("GET", r"/repository/compare", 500, times=None)
     try:
-        _, message, _ = wallet_pipeline(live, SAFE_SQL)
+        _, message, _ = wallet_pipeline(live, next(_ids), SAFE_SQL)
     finally:
         live.gitlab.clear_faults()
     text = str(message["blocks"])
@@ -199,18 +128,18 @@ def test_missing_evidence_is_named_and_treated_as_risky(live: Bot) -> None:
 
 
 def test_first_deployment_shows_the_commit_and_its_migration(live: Bot) -> None:
-    _, message, _ = wallet_pipeline(live, RISKY_SQL, deployed_before=False)
+    _, message, _ = wallet_pipeline(live, next(_ids), RISKY_SQL, deployed_before=False)
     text = str(message["blocks"])
     assert "no earlier production deployment" in text
     assert f"{MIGRATION}:2" in text
 
 
 def test_two_people_rolling_back_at_once_play_the_job_once(live: Bot) -> None:
-    event, message, rollback_job = wallet_pipeline(live, SAFE_SQL)
+    event, message, rollback_job = wallet_pipeline(live, next(_ids), SAFE_SQL)
     request_id = request_id_of(message)
-    _approve_all(live, request_id, RM)
-    assert live.webhook(_deployed(live, event, "success")).status_code == 202
-    wait_until(lambda: _replies(live, "Deployed to"), 15, "the rollback offer")
+    approve_all(live, request_id, RM)
+    assert live.webhook(deployed_event(live, event, "success")).status_code == 202
+    wait_until(lambda: thread_replies(live, "Deployed to"), 15, "the rollback offer")
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda user: live.click(user, "rollback", request_id), [RM, RM2]))
     assert [a.status_code for a in answers] == [200, 200]
