@@ -257,7 +257,11 @@ def rollback_gate(gate: Gate) -> Gate:
     holding any of the gate's roles) and its separation of duties."""
     rollback = gate.rollback
     require = rollback.require or (Rule(role=ANY_GATE_ROLE, count=1),)
-    duties = gate.duties if rollback.forbid_self_approval else ()
+    # Relaxed only by the rollback policy itself: a gate that allows self-approval still
+    # keeps the triggerer and the commit author from rolling back on their own.
+    duties = (
+        (gate.duties or ("triggerer", "commit_author")) if rollback.forbid_self_approval else ()
+    )
     return gate.model_copy(
         update={"require": require, "separation_of_duties": duties, "risk_rules": ()}
     )

@@ -9,6 +9,8 @@ from bot.events import PLAYED_JOB, Build, JobEvent, PipelineEvent, environment_a
 from bot.policy import Policy
 
 DeployFact = Literal["deployed", "smoke_failed"]
+# The edge acts on each fact once per pipeline (and environment): Redis SET NX on this key.
+DEPLOY_KEY = "approval-bot:deploy:{}:{}:{}:{}"
 
 
 class DeployEvent(TypedDict):
@@ -20,6 +22,12 @@ class DeployEvent(TypedDict):
     fact: DeployFact
     job_name: str
     environment: str | None
+
+
+def deploy_key(event: DeployEvent) -> str:
+    return DEPLOY_KEY.format(
+        event["project_id"], event["pipeline_id"], event["fact"], event["environment"] or ""
+    )
 
 
 def _deploy_build(event: PipelineEvent, gate: Build) -> Build | None:
@@ -57,15 +65,24 @@ def from_pipeline(event: PipelineEvent, policy: Policy) -> list[DeployEvent]:
 
 
 def from_job(event: JobEvent, policy: Policy) -> list[DeployEvent]:
-    """A Job Hook for a smoke test that failed, or a deploy job that succeeded."""
+    """A Job Hook for a smoke test that failed, or a deploy job that succeeded (a job that
+    starts an environment; not a gate, not a rollback job, not a stop action)."""
     gates = policy.gates_for_project(event.project.path_with_namespace)
     environment = event.environment.name if event.environment is not None else None
+    action = event.environment.action if event.environment is not None else None
+    not_deploys = {g.job for g in gates} | {g.rollback.job for g in gates}
     fact: DeployFact | None = None
     if event.build_status == "failed" and any(
         g.rollback.smoke_job == event.build_name for g in gates
     ):
         fact, environment = "smoke_failed", None
-    elif gates and event.build_status == "success" and environment:
+    elif (
+        gates
+        and event.build_status == "success"
+        and environment
+        and action in (None, "start")
+        and event.build_name not in not_deploys
+    ):
         fact = "deployed"
     if fact is None:
         return []

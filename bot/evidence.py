@@ -20,6 +20,8 @@ from bot.risk import RiskFlag
 FAILED_STATUSES = frozenset({"failed"})
 # Statuses of jobs that have run (or are running): the stages before a blocking manual gate.
 RAN_STATUSES = frozenset({"success", "failed", "canceled", "running", "pending"})
+MIGRATIONS_UNCHECKED = "changed migrations could not all be checked: treated as risky"
+JOBS_UNCHECKED = "earlier jobs could not be read: treated as failed"
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -60,6 +62,8 @@ class Evidence:
     flags: tuple[RiskFlag, ...] = ()
     # True when changed migrations could not all be read: treated as risky (fail safe).
     migrations_unchecked: bool = False
+    # True when the pipeline's jobs could not be read: an earlier one may have failed.
+    jobs_unchecked: bool = False
     missing: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -70,11 +74,17 @@ class Evidence:
         """The risk facts a gate's `risk_rules` are matched against."""
         return {
             "migration_risk": bool(self.flags) or self.migrations_unchecked,
-            "failed_jobs": bool(self.failed_jobs),
+            "failed_jobs": bool(self.failed_jobs) or self.jobs_unchecked,
         }
 
     def flag_lines(self) -> list[str]:
-        return [str(flag) for flag in self.flags]
+        """The flags as the sign-off records them, and why risk was assumed without them."""
+        lines = [str(flag) for flag in self.flags]
+        if self.migrations_unchecked:
+            lines.append(MIGRATIONS_UNCHECKED)
+        if self.jobs_unchecked:
+            lines.append(JOBS_UNCHECKED)
+        return lines
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -95,6 +105,7 @@ class Evidence:
             migrations=tuple(data.get("migrations", ())),
             flags=tuple(RiskFlag(**f) for f in data.get("flags", ())),
             migrations_unchecked=bool(data.get("migrations_unchecked", False)),
+            jobs_unchecked=bool(data.get("jobs_unchecked", False)),
             missing=tuple(data.get("missing", ())),
         )
 

@@ -50,26 +50,40 @@ class _Gathering:
     unchecked: bool = False
 
     def fetch(self, what: str, call: Callable[[], T]) -> T | None:
+        return self.attempt(what, call)[1]
+
+    def attempt(self, what: str, call: Callable[[], T]) -> tuple[bool, T | None]:
+        """(True, answer), or (False, None) with the reason added to `missing`."""
         if time.monotonic() > self.deadline:
             self.missing.append(OUT_OF_TIME.format(what=what, budget=BUDGET_S))
-            return None
+            return False, None
         try:
-            return call()
+            return True, call()
         except GitLabError as exc:
             log.info("evidence %s unavailable: %s", what, exc)
             self.missing.append(UNAVAILABLE.format(what=what, error=exc))
-            return None
+            return False, None
 
 
 def gather(
-    reads: GitLabReads, target: Target, settings: EvidenceSettings, budget_s: float = BUDGET_S
+    reads: GitLabReads,
+    target: Target,
+    settings: EvidenceSettings,
+    budget_s: float = BUDGET_S,
+    rollback_jobs: frozenset[str] = frozenset({"rollback:production"}),
 ) -> Evidence:
-    """Commits since the last deployment, earlier jobs and migration risk flags."""
+    """Commits since the last deployment, earlier jobs and migration risk flags.
+
+    Whatever cannot be established counts as risky: without the last deployment only the
+    head commit can be scanned, so earlier commits' migrations are unchecked; without the
+    job list, earlier jobs may have failed.
+    """
     run = _Gathering(reads, target, settings, time.monotonic() + budget_s)
-    base = run.fetch(
+    known, base = run.attempt(
         f"last {settings.environment} deployment",
-        lambda: reads.last_deployment(target.project_id, settings.environment),
+        lambda: reads.last_deployment(target.project_id, settings.environment, rollback_jobs),
     )
+    run.unchecked = not known
     base_sha = base.sha if base is not None else None
     commits, diffs, compare_url = _changes(run, base_sha)
     jobs = run.fetch(
@@ -87,6 +101,7 @@ def gather(
         migrations=tuple(migrations),
         flags=tuple(flags),
         migrations_unchecked=run.unchecked,
+        jobs_unchecked=jobs is None,
         missing=tuple(run.missing),
     )
 

@@ -51,6 +51,7 @@ class Deployment:
     status: str
     created_at: str | None
     environment: str | None
+    job_name: str | None = None  # the job that deployed (deployable.name)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class MergeRequest:
 
 
 GLOB_CHARS = "*?["
+# Newest deployments read to find the last one still in place (past rollbacks skipped).
+DEPLOYMENTS_LOOKED_AT = 20
 
 
 def _attr(obj: Any, name: str) -> Any:
@@ -147,21 +150,31 @@ class GitLabReads:
 
     # -- evidence: each call may fail on its own; the gatherer says what is missing --------
 
-    def last_deployment(self, project_id: int, environment: str) -> Deployment | None:
-        """The newest successful deployment to an environment, if there is one."""
+    def last_deployment(
+        self, project_id: int, environment: str, rollback_jobs: frozenset[str] = frozenset()
+    ) -> Deployment | None:
+        """The newest successful deployment to an environment that is still in place: a
+        rollback job's deployment, and the deployment it rolled back, are skipped (the
+        rollback job runs in the rolled-back pipeline, at its commit)."""
         path = f"/projects/{project_id}/deployments"
         query = {
             "environment": environment,
             "status": "success",
             "order_by": "id",
             "sort": "desc",
-            "per_page": 1,
+            "per_page": DEPLOYMENTS_LOOKED_AT,
         }
         found = self._safely(
             f"deployments of {project_id}",
             lambda: self._gl.http_list(path, query_data=query, get_all=False),
         )
-        return _deployment(found[0]) if found else None
+        rolled_back: set[int | None] = set()
+        for deployment in map(_deployment, found):
+            if deployment.job_name in rollback_jobs:
+                rolled_back.add(deployment.pipeline_id)
+            elif deployment.pipeline_id is None or deployment.pipeline_id not in rolled_back:
+                return deployment
+        return None
 
     def compare(self, project_id: int, base: str, head: str) -> dict[str, Any]:
         """GitLab's compare of two commits: `commits` (oldest first), `diffs`, `web_url`."""
@@ -245,4 +258,5 @@ def _deployment(deployment: Any) -> Deployment:
         status=str(_attr(deployment, "status")),
         created_at=_attr(deployment, "created_at"),
         environment=environment.get("name"),
+        job_name=deployable.get("name"),
     )

@@ -14,7 +14,7 @@ from bot.evidence import gate_for_request
 from bot.evidence_gather import Target, gather
 from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retries
 from bot.gitlab_reads import GitLabReads
-from bot.policy import EvidenceSettings, Gate
+from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.slack_text import escape
@@ -87,7 +87,7 @@ def open_request(event: GateEvent) -> str | None:
     fields = request_fields(event, gate, loaded.version, RequestState.PENDING)
     if store.find_for_job(rt.db, event["project_id"], event["job_id"]) is None:
         fields.update(merge_request_facts(rt, gate, event))
-        fields["evidence"] = gather_evidence(rt, loaded.policy.evidence, event)
+        fields["evidence"] = gather_evidence(rt, loaded.policy, gate, event)
     request, created = store.create(rt.db, fields)
     if created:
         newer = queries.newer_request_for_ref(rt.db, request)
@@ -135,7 +135,7 @@ def merge_request_facts(rt: Runtime, gate: Gate, event: GateEvent) -> dict[str, 
     }
 
 
-def gather_evidence(rt: Runtime, settings: EvidenceSettings, event: GateEvent) -> str | None:
+def gather_evidence(rt: Runtime, policy: Policy, gate: Gate, event: GateEvent) -> str | None:
     """What changed, how earlier jobs went, and migration risk: stored with the request."""
     if not event["sha"]:
         return None
@@ -146,7 +146,13 @@ def gather_evidence(rt: Runtime, settings: EvidenceSettings, event: GateEvent) -
         event["sha"],
         event["project_url"],
     )
-    return gather(GitLabReads(rt.gitlab), target, settings).to_json()
+    rollback_jobs = frozenset(
+        g.rollback.job for g in policy.gates_for_project(event["project_path"])
+    )
+    reads = GitLabReads(rt.gitlab)
+    return gather(
+        reads, target, policy.evidence, rollback_jobs=rollback_jobs | {gate.rollback.job}
+    ).to_json()
 
 
 def post_request(rt: Runtime, request: ApprovalRequest) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from bot import approvals
 from bot.approvals import Denied
 from bot.blocks import role_mentions
-from bot.deploy_events import DeployEvent
+from bot.deploy_events import DeployEvent, deploy_key
 from bot.directory import identify_clicker
 from bot.evidence import gate_for_request
 from bot.gitlab import GitLabError, GitLabTransientError, play_once
@@ -18,8 +18,8 @@ from bot.policy import Gate
 from bot.rollback_blocks import Kind, rollback_message
 from bot.runtime import Runtime
 from bot.slack import SlackError
+from bot.store import queries, rollbacks
 from bot.store import requests as store
-from bot.store import rollbacks
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 from workers.context import runtime
@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 NOT_OFFERED = "This deployment cannot be rolled back from Slack now (rollback: {state})."
 VOTE_RECORDED = "Your rollback approval is recorded. Still needed: {missing}."
 ROLLING_BACK = "Rolling back now: playing `{job}`."
+NEWER_DEPLOYMENT = (
+    "Production has moved on: pipeline #{pipeline} was deployed after this one, so rolling "
+    "this one back would undo the wrong release. Roll back from that pipeline's thread."
+)
 DEFAULT_JOB = "rollback:production"
 MESSAGE_COLUMNS: dict[Kind, rollbacks.MessageColumn] = {
     "offer": "rollback_offer_ts",
@@ -44,18 +48,23 @@ def deployment_update(event: DeployEvent) -> str:
     rt = runtime()
     request = rollbacks.played_request(rt.db, event["project_id"], event["pipeline_id"])
     if request is None:
+        # Not played yet as far as the database knows (a play being recovered, say): let
+        # the edge take the same fact again from a later event of this pipeline.
+        rt.redis.delete(deploy_key(event))
         return "no-played-gate"
-    deployed_elsewhere = event["fact"] == "deployed" and event["environment"] not in (
-        None,
-        request.environment,
+    deployed_elsewhere = (
+        event["fact"] == "deployed"
+        and event["environment"] is not None
+        and request.environment is not None
+        and event["environment"] != request.environment
     )
     if deployed_elsewhere:
         return "other-environment"
     gate = gate_for_request(rt.policy.current.policy, request)
     noted = rollbacks.note_deployment(rt.db, request.id, event["fact"])
-    if noted is None or noted.message_ts is None:
-        return "not-news"
     kind: Kind = "alert" if event["fact"] == "smoke_failed" else "offer"
+    if noted is None or noted.message_ts is None or getattr(noted, MESSAGE_COLUMNS[kind]):
+        return "not-news"
     text, blocks = _render(rt, noted, gate, kind)
     try:
         ts = rt.slack.post_reply(
@@ -63,7 +72,7 @@ def deployment_update(event: DeployEvent) -> str:
         )
     except SlackError as exc:
         log.error("cannot offer the rollback of %s: %s", noted.id, exc.error)
-        raise  # RQ retries the post
+        raise  # RQ retries the post: the reply is not recorded yet, so the retry posts it
     rollbacks.set_message(rt.db, noted.id, MESSAGE_COLUMNS[kind], ts)
     return kind
 
@@ -77,6 +86,10 @@ def rollback(click: dict[str, Any]) -> str:
         return "unknown"
     if request.rollback_state in (RollbackState.APPROVED, RollbackState.PLAYING):
         return finish_rollback(rt, request.id)
+    newer = queries.newer_deployment(rt.db, request)
+    if newer is not None and request.rollback_state == RollbackState.OFFERED:
+        tell(rt, click, NEWER_DEPLOYMENT.format(pipeline=newer.pipeline_id))
+        return "newer-deployment"
     loaded = rt.policy.current
     gate = gate_for_request(loaded.policy, request)
     if gate is None:
@@ -110,29 +123,33 @@ def rollback(click: dict[str, Any]) -> str:
 def finish_rollback(rt: Runtime, request_id: str) -> str:
     """Play the pipeline's rollback job exactly once, then record it."""
     before = store.get(rt.db, request_id)
-    if not rollbacks.claim(rt.db, request_id, rt.settings.play_lease):
-        return "rollback-claimed-elsewhere"
     gate = gate_for_request(rt.policy.current.policy, before)
     name = gate.rollback.job if gate is not None else DEFAULT_JOB
+    # Found before the claim, so a slow job list does not eat into the play's lease.
     try:
         job_id = _rollback_job(rt, before, name)
-        result = (
-            play_once(
+    except GitLabTransientError:
+        raise  # nothing claimed yet: RQ retries
+    except GitLabError as exc:
+        log.error("cannot list the jobs of pipeline %s: %s", before.pipeline_id, exc)
+        job_id = None
+    if not rollbacks.claim(rt.db, request_id, rt.settings.play_lease):
+        return "rollback-claimed-elsewhere"
+    result = None
+    if job_id is not None:
+        try:
+            result = play_once(
                 rt.gitlab,
                 before.project_id,
                 job_id,
                 resumed=before.rollback_claimed_at is not None,
                 window_s=rt.settings.play_retry_window,
             )
-            if job_id is not None
-            else None
-        )
-    except GitLabTransientError:
-        rollbacks.release(rt.db, request_id)
-        raise  # RQ retries; the next run asks GitLab before playing
-    except GitLabError as exc:
-        log.error("rollback of %s refused by GitLab: %s", request_id, exc)
-        result = None
+        except GitLabTransientError:
+            rollbacks.release(rt.db, request_id)
+            raise  # RQ retries; the next run asks GitLab before playing
+        except GitLabError as exc:
+            log.error("rollback of %s refused by GitLab: %s", request_id, exc)
     if job_id is None or result is None or not result.played:
         failed = rollbacks.fail(rt.db, request_id)
         if failed is not None:

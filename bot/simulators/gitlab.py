@@ -187,8 +187,10 @@ class FakeGitLab(FakeServer):
         environment: str = "production",
         status: str = "success",
         created_at: str = "2026-11-25T10:05:00.000Z",
+        job_name: str = "deploy-production",
     ) -> dict[str, Any]:
-        """A deployment as GET /projects/:id/deployments lists it."""
+        """A deployment as GET /projects/:id/deployments lists it (`job_name`: the job that
+        deployed, GitLab's `deployable.name`)."""
         with self._lock:
             deployment = {
                 "id": deployment_id,
@@ -202,6 +204,7 @@ class FakeGitLab(FakeServer):
                 "environment": {"id": 1, "name": environment, "tier": "production"},
                 "deployable": {
                     "id": deployment_id * 10,
+                    "name": job_name,
                     "status": status,
                     "pipeline": {"id": pipeline_id, "sha": sha, "status": status},
                 },

@@ -59,6 +59,25 @@ def _stuck(
     )
 
 
+def newer_deployment(db: Database, request: ApprovalRequest) -> ApprovalRequest | None:
+    """A gate of the same project and environment played after this one: production no
+    longer runs this request's change, so its rollback would undo the wrong release."""
+    played_at = request.played_at
+    if played_at is None:
+        return None
+    found = _requests(
+        db,
+        ApprovalRequest.project_id == request.project_id,
+        ApprovalRequest.environment == request.environment
+        if request.environment is not None
+        else ApprovalRequest.environment.is_(None),
+        ApprovalRequest.state == RequestState.PLAYED,
+        ApprovalRequest.played_at > played_at,
+        ApprovalRequest.id != request.id,
+    )
+    return max(found, key=lambda r: r.played_at or played_at, default=None)
+
+
 def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
     now = now or utcnow()
     return _requests(

@@ -63,14 +63,16 @@ def played_request(db: Database, project_id: int, pipeline_id: int) -> ApprovalR
 def note_deployment(
     db: Database, request_id: str, fact: Literal["deployed", "smoke_failed"]
 ) -> ApprovalRequest | None:
-    """Remember that the deployment succeeded or its smoke test failed (once each), and
-    offer the rollback; None when this is not news."""
+    """Remember when the deployment succeeded or its smoke test failed (the first time) and
+    offer the rollback; None unless the gate was played. The caller posts the reply unless
+    its message is already recorded, so a post lost to an error or a crash is redone."""
     with db.transaction() as session:
         request = lock(session, request_id)
-        column = "deployed_at" if fact == "deployed" else "smoke_failed_at"
-        if request.state != RequestState.PLAYED or getattr(request, column) is not None:
+        if request.state != RequestState.PLAYED:
             return None
-        setattr(request, column, utcnow())
+        column = "deployed_at" if fact == "deployed" else "smoke_failed_at"
+        if getattr(request, column) is None:
+            setattr(request, column, utcnow())
         if request.rollback_state is None:
             request.rollback_state = RollbackState.OFFERED
         return request

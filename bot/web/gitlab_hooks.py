@@ -46,7 +46,6 @@ DELIVERY_TTL_S = 7 * 24 * 3600
 GATE_TTL_S = 90 * 24 * 3600
 DELIVERY_KEY = "approval-bot:delivery:{}"
 GATE_KEY = "approval-bot:gate:{}:{}"
-DEPLOY_KEY = "approval-bot:deploy:{}:{}:{}:{}"
 
 
 @dataclass
@@ -204,9 +203,7 @@ def _route_gate(redis: Redis, queue: Queue, sighting: Sighting, routing: Routing
 
 def _route_deploy(redis: Redis, queue: Queue, deploy: DeployEvent, routing: Routing) -> None:
     """A deployment fact (deployed, smoke test failed) is acted on once per pipeline."""
-    key = DEPLOY_KEY.format(
-        deploy["project_id"], deploy["pipeline_id"], deploy["fact"], deploy["environment"] or ""
-    )
+    key = deploy_events.deploy_key(deploy)
     if not redis.set(key, "1", nx=True, ex=GATE_TTL_S):
         routing.duplicates += 1
         return

@@ -9,8 +9,10 @@ plays the rollback job once, lands in the ledger and reaches the audit API.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -151,3 +153,74 @@ def test_two_people_rolling_back_at_once_play_the_job_once(live: Bot) -> None:
     entries = [e for e in live.ledger() if e["kind"] == "rollback" and e["job_id"] == rollback_job]
     assert len(entries) == 1
     assert entries[0]["reason"] == "rolled back from Slack"
+
+
+def _played(live: Bot, migration: str | None = SAFE_SQL) -> tuple[dict[str, Any], str, int]:
+    event, message, rollback_job = wallet_pipeline(live, next(_ids), migration)
+    request_id = request_id_of(message)
+    approve_all(live, request_id, RM)
+    gate = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
+    live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+    return event, request_id, rollback_job
+
+
+def test_a_lost_offer_post_is_posted_by_the_retry(live: Bot) -> None:
+    """Regression: the fact was recorded before the post, so a failed post was never redone."""
+    event, request_id, _ = _played(live)
+    live.slack.fail_next("chat.postMessage", error="fatal_error")
+    assert live.webhook(deployed_event(live, event, "failed")).status_code == 202
+    wait_until(lambda: thread_replies(live, "Deployed to"), 30, "the offer, after a retry")
+    wait_until(lambda: thread_replies(live, "Smoke test"), 30, "the alert")
+    assert request_id in str(thread_replies(live, "Deployed to")[-1]["blocks"])
+    assert [c for c in live.slack.calls_to("chat.postMessage") if c.faulted]
+
+
+def test_a_rollback_job_gitlab_will_not_list_fails_cleanly(live: Bot) -> None:
+    """Regression: a permanent GitLab error while finding the rollback job crashed the job
+    (and the sweep retried it forever) instead of failing the rollback."""
+    event, request_id, rollback_job = _played(live)
+    assert live.webhook(deployed_event(live, event, "failed")).status_code == 202
+    wait_until(lambda: thread_replies(live, "Smoke test"), 15, "the alert")
+    pipeline = event["object_attributes"]["id"]
+    live.gitlab.fail_next("GET", rf"/pipelines/{pipeline}/jobs", 403, times=None)
+    try:
+        assert live.click(RM, "rollback", request_id).status_code == 200
+        assert live.message_update("Roll back failed")
+    finally:
+        live.gitlab.clear_faults()
+    assert live.gitlab.play_count(rollback_job) == 0
+    again = live.slack.response_url("again-failed")
+    assert live.click(RM, "rollback", request_id, response_url=again).status_code == 200
+    assert "rollback: failed" in live.wait_response("again-failed")
+    assert not [e for e in live.ledger() if e["kind"] == "rollback" and e["job_id"] == rollback_job]
+
+
+def test_an_older_deployment_cannot_be_rolled_back_once_a_newer_one_is_out(live: Bot) -> None:
+    """Regression: an old thread's Roll back would play an old pipeline's rollback job
+    against a production that had moved on."""
+    event, request_id, rollback_job = _played(live)
+    newer = json.loads(json.dumps(event))
+    newer["object_attributes"]["id"] += 100
+    newer["builds"] = [{**b, "id": b["id"] + 1000} for b in event["builds"]]
+    live.gitlab.seed_from_event(newer)
+    before = len(
+        [c for c in live.slack.calls_to("chat.postMessage") if "thread_ts" not in c.params]
+    )
+    assert live.webhook(newer).status_code == 202
+    wait_until(
+        lambda: (
+            len([c for c in live.slack.calls_to("chat.postMessage") if "thread_ts" not in c.params])
+            > before
+        ),
+        15,
+        "the newer request",
+    )
+    newer_id = request_id_of(live.posted_request("C0WALLET", count=1))
+    approve_all(live, newer_id, RM)
+    newer_gate = next(b["id"] for b in newer["builds"] if b["name"] == "compliance-gate")
+    live.gitlab.wait_for("POST", rf"/jobs/{newer_gate}/play", timeout=15)
+    assert live.webhook(deployed_event(live, event, "failed")).status_code == 202
+    wait_until(lambda: thread_replies(live, "Smoke test"), 15, "the old pipeline's alert")
+    assert live.click(RM, "rollback", request_id).status_code == 200
+    assert "Production has moved on" in live.wait_response(f"{RM}-rollback")
+    assert live.gitlab.play_count(rollback_job) == 0

@@ -61,6 +61,17 @@ def test_job_hooks_for_the_smoke_test_and_the_deploy_job() -> None:
     assert [(f["fact"], f["environment"]) for f in found] == [("deployed", "production")]
     deploy["build_status"] = "running"
     assert from_job(parse_job(deploy), policy) == []
+    rollback = job_event(
+        job_id=GATE + 5,
+        job_name="rollback:production",
+        status="success",
+        environment={"name": "production", "action": "start"},
+    )
+    assert from_job(parse_job(rollback), policy) == []  # a rollback is not a deployment
+    stop = job_event(
+        job_name="stop-review", status="success", environment={"name": "review", "action": "stop"}
+    )
+    assert from_job(parse_job(stop), policy) == []
     other = job_event(job_name="post-deploy", status="failed", project_path="acme/web")
     assert from_job(parse_job(other), policy) == []
 

@@ -123,7 +123,35 @@ def test_everything_unavailable_still_gives_evidence(gitlab: FakeGitLab) -> None
     gitlab.fail_next("GET", r"/projects/", 503, times=None)
     found = run(gitlab)
     assert len(found.missing) == 4  # deployment, commit, changed files, earlier jobs
-    assert found.facts() == {"migration_risk": True, "failed_jobs": False}
+    # What could not be established counts as risky (fail safe), and the sign-off says why.
+    assert found.facts() == {"migration_risk": True, "failed_jobs": True}
+    assert found.flag_lines() == [
+        "changed migrations could not all be checked: treated as risky",
+        "earlier jobs could not be read: treated as failed",
+    ]
+
+
+def test_an_unknown_last_deployment_leaves_earlier_commits_unchecked(gitlab: FakeGitLab) -> None:
+    """Regression: a failed deployments call used to look like a first deployment, so only
+    the head commit was scanned and the change counted as safe."""
+    change(gitlab, {"app/fee.py": "X = 2\n"})
+    gitlab.fail_next("GET", r"/deployments", 502)
+    found = run(gitlab)
+    assert found.flags == ()
+    assert found.migrations_unchecked
+    assert found.facts()["migration_risk"] is True
+
+
+def test_a_rolled_back_deployment_is_not_the_base(gitlab: FakeGitLab) -> None:
+    """Regression: the rollback job's own deployment (at the rolled-back commit) was taken
+    as the last deployment, hiding the rolled-back changes from the next request."""
+    change(gitlab, {"db/migrations/1.sql": NEW_SQL}, deployed=False)
+    gitlab.add_deployment(PROJECT, 1, PIPELINE - 2, BASE)
+    gitlab.add_deployment(PROJECT, 2, PIPELINE - 1, "c" * 40)
+    gitlab.add_deployment(PROJECT, 3, PIPELINE - 1, "c" * 40, job_name="rollback:production")
+    found = run(gitlab)
+    assert found.base_sha == BASE
+    assert [c.title for c in found.commits] == ["Middle", "Add <fee>"]
 
 
 def test_a_slow_gitlab_runs_out_of_budget_rather_than_delaying_the_request(

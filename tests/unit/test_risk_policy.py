@@ -221,6 +221,10 @@ def test_rollback_refuses_the_triggerer_unless_the_policy_relaxes_it() -> None:
     )
     relaxed = gate(POLICY + "    rollback:\n      forbid_self_approval: false\n")
     assert isinstance(decide_rollback(relaxed, {}, ravi, PEOPLE, []), Granted)
+    # A gate that allows self-approval does not relax the rollback's rule by itself.
+    lax_gate = gate(POLICY + "    forbid_self_approval: false\n")
+    assert isinstance(decide_approval(lax_gate, {}, ravi, PEOPLE, []), Granted)
+    assert isinstance(decide_rollback(lax_gate, {}, ravi, PEOPLE, []), Denied)
 
 
 def test_rollback_rules_of_its_own_need_their_quorum() -> None:

@@ -35,13 +35,16 @@ def test_nothing_is_offered_before_the_gate_is_played(db: Database) -> None:
     assert rollbacks.played_request(db, 101, 5001) is None
 
 
-def test_each_deployment_fact_is_news_once(db: Database) -> None:
+def test_each_deployment_fact_is_recorded_once(db: Database) -> None:
     request_id = played(db)
     assert rollbacks.played_request(db, 101, 5001).id == request_id  # type: ignore[union-attr]
     first = rollbacks.note_deployment(db, request_id, "deployed")
     assert first is not None
     assert first.rollback_state == RollbackState.OFFERED
-    assert rollbacks.note_deployment(db, request_id, "deployed") is None
+    again = rollbacks.note_deployment(db, request_id, "deployed")
+    assert again is not None
+    assert again.deployed_at == first.deployed_at  # the first time is kept
+    assert again.rollback_offer_ts is None  # not posted yet: the caller (re)posts it
     smoke = rollbacks.note_deployment(db, request_id, "smoke_failed")
     assert smoke is not None
     assert smoke.smoke_failed_at is not None
