@@ -3,10 +3,11 @@ succeeded, or the post-deploy smoke test failed. Pure: the edge queues what this
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, TypedDict
 
-from bot.events import PLAYED_JOB, Build, JobEvent, PipelineEvent, environment_after
-from bot.policy import Policy
+from bot.events import PLAYED_JOB, Build, JobEvent, PipelineEvent, deploy_after
+from bot.policy import Gate, Policy
 
 DeployFact = Literal["deployed", "smoke_failed"]
 # The edge acts on each fact once per pipeline (and environment): Redis SET NX on this key.
@@ -30,34 +31,16 @@ def deploy_key(event: DeployEvent) -> str:
     )
 
 
-def _deploy_build(event: PipelineEvent, gate: Build) -> Build | None:
-    """The job after the gate that deploys (the first one naming an environment)."""
-    environment = environment_after(event, gate)
-    if environment is None:
-        return None
-    stages = {name: index for index, name in enumerate(event.object_attributes.stages)}
-    gate_rank = (stages.get(gate.stage or "", -1), gate.id)
-    later = [
-        b
-        for b in event.builds
-        if b.environment is not None
-        and b.environment.name == environment
-        and (stages.get(b.stage or "", len(stages)), b.id) > gate_rank
-    ]
-    return min(later, key=lambda b: (stages.get(b.stage or "", len(stages)), b.id), default=None)
-
-
-def from_pipeline(event: PipelineEvent, policy: Policy) -> list[DeployEvent]:
-    """Deployment facts in a pipeline event, for each played gate of the policy in it."""
+def from_pipeline(event: PipelineEvent, gated: Iterable[tuple[Gate, Build]]) -> list[DeployEvent]:
+    """Deployment facts in a pipeline event, for each played gate in it (`gated`: the
+    policy's gates and their jobs in this event, as `bot.events.gate_jobs` finds them)."""
     found: list[DeployEvent] = []
-    path = event.project.path_with_namespace
-    for build in event.builds:
-        gate = policy.gate_for(path, build.name)
-        if gate is None or build.status not in PLAYED_JOB:
+    for gate, build in gated:
+        if build.status not in PLAYED_JOB:
             continue
-        deploy = _deploy_build(event, build)
-        if deploy is not None and deploy.status == "success":
-            found.append(_fact(event, "deployed", deploy.name, environment_after(event, build)))
+        deploy = deploy_after(event, build)
+        if deploy is not None and deploy.environment and deploy.status == "success":
+            found.append(_fact(event, "deployed", deploy.name, deploy.environment.name))
         for smoke in event.builds:
             if smoke.name == gate.rollback.smoke_job and smoke.status == "failed":
                 found.append(_fact(event, "smoke_failed", smoke.name, None))

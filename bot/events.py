@@ -197,8 +197,8 @@ def job_gate_event(event: JobEvent) -> GateEvent:
     )
 
 
-def environment_after(event: PipelineEvent, gate: Build) -> str | None:
-    """The environment of the first job after the gate that names one (stage order, then id)."""
+def builds_after(event: PipelineEvent, gate: Build) -> list[Build]:
+    """The pipeline's jobs after the gate, in the order they run (stage order, then id)."""
     stages = event.object_attributes.stages
     order = {name: index for index, name in enumerate(stages)}
     gate_rank = order.get(gate.stage or "", -1)
@@ -206,13 +206,22 @@ def environment_after(event: PipelineEvent, gate: Build) -> str | None:
     def rank(build: Build) -> tuple[int, int]:
         return (order.get(build.stage or "", len(stages)), build.id)
 
-    later = sorted(
+    return sorted(
         (b for b in event.builds if b.id != gate.id and rank(b) > (gate_rank, gate.id)), key=rank
     )
-    for build in later:
-        if build.environment is not None and build.environment.name:
-            return build.environment.name
-    return None
+
+
+def deploy_after(event: PipelineEvent, gate: Build) -> Build | None:
+    """The first job after the gate that names an environment: the deployment."""
+    return next(
+        (b for b in builds_after(event, gate) if b.environment and b.environment.name), None
+    )
+
+
+def environment_after(event: PipelineEvent, gate: Build) -> str | None:
+    """The environment of the first job after the gate that names one (stage order, then id)."""
+    deploy = deploy_after(event, gate)
+    return deploy.environment.name if deploy is not None and deploy.environment else None
 
 
 def gate_jobs(event: PipelineEvent, policy: Policy) -> list[tuple[Gate, Build]]:

@@ -18,6 +18,7 @@ from bot.events import (
     FINISHED_PIPELINE,
     PLAYED_JOB,
     BadEvent,
+    Build,
     GateEvent,
     JobEvent,
     PipelineEvent,
@@ -27,7 +28,7 @@ from bot.events import (
     parse_job,
     parse_pipeline,
 )
-from bot.policy import Policy
+from bot.policy import Gate, Policy
 from bot.web.security import (
     WEBHOOK_ID,
     WEBHOOK_SIGNATURE,
@@ -98,12 +99,13 @@ def gitlab_webhook() -> tuple[Response, int]:
         return _count("bad_request", error(400, str(exc)))
     if isinstance(event, str):
         return _ignored(event)
-    sightings = _gate_sightings(policy, event)
-    deploys = (
-        deploy_events.from_job(event, policy)
-        if isinstance(event, JobEvent)
-        else (deploy_events.from_pipeline(event, policy))
-    )
+    if isinstance(event, PipelineEvent):
+        gated = gate_jobs(event, policy)  # once: the gates are sighted, and their deployments
+        sightings = _pipeline_sightings(event, gated)
+        deploys = deploy_events.from_pipeline(event, gated)
+    else:
+        sightings = _job_sightings(policy, event)
+        deploys = deploy_events.from_job(event, policy)
     if isinstance(sightings, str) and not deploys:
         return _ignored(sightings)
     key = request.headers.get("Idempotency-Key")
@@ -130,12 +132,17 @@ def _parse(payload: dict[str, Any]) -> PipelineEvent | JobEvent | str:
     return f"object_kind '{kind}' needs no action"
 
 
-def _gate_sightings(policy: Policy, event: PipelineEvent | JobEvent) -> list[Sighting] | str:
-    """The policy's gate jobs in this event, or why the event needs no action."""
-    if isinstance(event, PipelineEvent):
-        found = [Sighting(gate_event(event, build), True) for _, build in gate_jobs(event, policy)]
-        where = event.project.path_with_namespace
-        return found or f"no gate job of the policy in this pipeline of {where}"
+def _pipeline_sightings(
+    event: PipelineEvent, gated: list[tuple[Gate, Build]]
+) -> list[Sighting] | str:
+    """The policy's gate jobs in this pipeline event, or why it needs no action."""
+    found = [Sighting(gate_event(event, build), True) for _, build in gated]
+    where = event.project.path_with_namespace
+    return found or f"no gate job of the policy in this pipeline of {where}"
+
+
+def _job_sightings(policy: Policy, event: JobEvent) -> list[Sighting] | str:
+    """A gate job's own status change, or why this job event needs no action."""
     if policy.gate_for(event.project.path_with_namespace, event.build_name) is None:
         return f"job {event.build_name} of {event.project.path_with_namespace} is not a gate"
     return [Sighting(job_gate_event(event), False)]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.deploy_events import from_job, from_pipeline
-from bot.events import parse_job, parse_pipeline
+from bot.events import gate_jobs, parse_job, parse_pipeline
 from bot.policy import load_policy
 from bot.simulators.gitlab_events import build, job_event, pipeline_event
 from tests.unit.edge_support import POLICY, WEBHOOK_SECRET, body_of, edge_app
@@ -29,7 +29,8 @@ def deployed(gate: str = "success", deploy: str = "success", smoke: str = "succe
 
 
 def facts(event: dict[str, Any]) -> list[tuple[str, str | None]]:
-    found = from_pipeline(parse_pipeline(event), load_policy(POLICY).policy)
+    parsed = parse_pipeline(event)
+    found = from_pipeline(parsed, gate_jobs(parsed, load_policy(POLICY).policy))
     return [(f["fact"], f["environment"]) for f in found]
 
 
