@@ -87,7 +87,7 @@ def open_request(event: GateEvent) -> str | None:
     fields = request_fields(event, gate, loaded.version, RequestState.PENDING)
     if store.find_for_job(rt.db, event["project_id"], event["job_id"]) is None:
         fields.update(merge_request_facts(rt, gate, event))
-        fields["evidence"] = gather_evidence(rt, loaded.policy, gate, event)
+        fields["evidence"] = gather_evidence(rt, loaded.policy, event)
     request, created = store.create(rt.db, fields)
     if created:
         newer = queries.newer_request_for_ref(rt.db, request)
@@ -135,7 +135,7 @@ def merge_request_facts(rt: Runtime, gate: Gate, event: GateEvent) -> dict[str, 
     }
 
 
-def gather_evidence(rt: Runtime, policy: Policy, gate: Gate, event: GateEvent) -> str | None:
+def gather_evidence(rt: Runtime, policy: Policy, event: GateEvent) -> str | None:
     """What changed, how earlier jobs went, and migration risk: stored with the request."""
     if not event["sha"]:
         return None
@@ -146,13 +146,12 @@ def gather_evidence(rt: Runtime, policy: Policy, gate: Gate, event: GateEvent) -
         event["sha"],
         event["project_url"],
     )
+    # The project's gates include this one: their rollback jobs' deployments are skipped.
     rollback_jobs = frozenset(
         g.rollback.job for g in policy.gates_for_project(event["project_path"])
     )
     reads = GitLabReads(rt.gitlab)
-    return gather(
-        reads, target, policy.evidence, rollback_jobs=rollback_jobs | {gate.rollback.job}
-    ).to_json()
+    return gather(reads, target, policy.evidence, rollback_jobs=rollback_jobs).to_json()
 
 
 def post_request(rt: Runtime, request: ApprovalRequest) -> None:

@@ -60,12 +60,12 @@ def deployment_update(event: DeployEvent) -> str:
     )
     if deployed_elsewhere:
         return "other-environment"
-    gate = gate_for_request(rt.policy.current.policy, request)
     noted = rollbacks.note_deployment(rt.db, request.id, event["fact"])
     kind: Kind = "alert" if event["fact"] == "smoke_failed" else "offer"
     if noted is None or noted.message_ts is None or getattr(noted, MESSAGE_COLUMNS[kind]):
         return "not-news"
-    text, blocks = _render(rt, noted, gate, kind)
+    gate = gate_for_request(rt.policy.current.policy, noted)
+    text, blocks = rollback_message(noted, kind, *_reply_parts(rt, noted, gate))
     try:
         ts = rt.slack.post_reply(
             noted.channel, noted.message_ts, text, blocks, broadcast=kind == "alert"
@@ -179,9 +179,11 @@ def _voters(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> list[di
     return approver_dicts(rows, approvals.assign(rules, store.counted(rows)))
 
 
-def _render(
-    rt: Runtime, request: ApprovalRequest, gate: Gate | None, kind: Kind, record: int | None = None
-) -> tuple[str, list[dict[str, Any]]]:
+def _reply_parts(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, record: int | None = None
+) -> tuple[dict[str, str], list[str], dict[str, int]]:
+    """What the rollback replies show, whatever their kind: job names, who may roll back
+    and the ledger record (`facts`), who voted so far, and what is still missing."""
     rows = rollbacks.votes(rt.db, request.id)
     missing: dict[str, int] = {}
     facts = {"record": str(record) if record else ""}
@@ -196,18 +198,23 @@ def _render(
             smoke=gate.rollback.smoke_job,
             who=role_mentions(rt.policy.current.policy, roles, done),
         )
-    return rollback_message(request, kind, facts, [r.slack_user_id for r in rows], missing)
+    return facts, [r.slack_user_id for r in rows], missing
 
 
 def refresh(
     rt: Runtime, request: ApprovalRequest, gate: Gate | None, record: int | None = None
 ) -> None:
     """Bring the rollback replies in line with the rollback's state (best effort)."""
-    for kind, column in MESSAGE_COLUMNS.items():
-        ts = getattr(request, column)
-        if ts is None:
-            continue
-        text, blocks = _render(rt, request, gate, kind, record)
+    posted = [
+        (kind, ts)
+        for kind, column in MESSAGE_COLUMNS.items()
+        if (ts := getattr(request, column)) is not None
+    ]
+    if not posted:
+        return
+    parts = _reply_parts(rt, request, gate, record)  # once for both replies
+    for kind, ts in posted:
+        text, blocks = rollback_message(request, kind, *parts)
         try:
             rt.slack.update_message(request.channel, ts, text, blocks)
         except SlackError as exc:
