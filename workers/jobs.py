@@ -8,7 +8,6 @@ from typing import Any
 from bot import approvals, audit
 from bot.admins import tell_admins_once
 from bot.approvals import Counted, Denied
-from bot.directory import identify_clicker
 from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
 from bot.evidence import gate_for_request
 from bot.evidence_gather import Target, gather
@@ -26,9 +25,9 @@ from workers.context import runtime
 from workers.support import (
     announce,
     approver_records,
-    change_people,
     clicked_request,
     counted,
+    judging,
     notify_thread,
     refresh_message,
     render,
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 # User-facing replies (ephemeral unless noted).
 ALREADY_DECIDED = "This request is already {state}; nothing more can be done on it."
 EXPIRED = "This request expired at {at} UTC; it can no longer be approved."
-NO_GATE = "No gate in the current policy covers this job, so nobody can approve it."
 APPROVAL_RECORDED = "Your approval is recorded. Still needed: {missing}."
 APPROVAL_COMPLETE = "Your approval completed the quorum: playing the gate job now."
 REJECTED_THREAD = ":no_entry: Rejected by <@{user}>: {reason}"
@@ -203,19 +201,22 @@ def approve(click: dict[str, Any]) -> str:
         expire(rt, request)
         tell(rt, click, EXPIRED.format(at=request.expires_at.strftime("%Y-%m-%d %H:%M")))
         return "expired"
-    loaded = rt.policy.current
-    gate = gate_for_request(loaded.policy, request)
-    if gate is None:
-        tell(rt, click, NO_GATE)
+    judged = judging(rt, click, request)
+    if judged is None:
         return "no-gate"
-    clicker, user = identify_clicker(loaded.policy, rt.slack, click["user_id"])
-    people = change_people(request)
+    gate, clicker, identities = judged.gate, judged.clicker, judged.loaded.policy.identities
 
     def decide(counted: list[Counted]) -> approvals.Decision:
-        return approvals.decide_approval(gate, loaded.policy.identities, clicker, people, counted)
+        return approvals.decide_approval(gate, identities, clicker, judged.people, counted)
 
     outcome = store.record_approval(
-        rt.db, request.id, clicker.slack_user_id, user.name, clicker.roles, loaded.version, decide
+        rt.db,
+        request.id,
+        clicker.slack_user_id,
+        judged.user.name,
+        clicker.roles,
+        judged.loaded.version,
+        decide,
     )
     decision = outcome.decision
     if decision is None:
@@ -299,13 +300,11 @@ def reject(submission: dict[str, Any]) -> str:
     except store.RequestNotFound:
         log.warning("rejection for unknown request %s", submission["request_id"])
         return "unknown"
-    loaded = rt.policy.current
-    gate = gate_for_request(loaded.policy, request)
     reply = {"channel_id": request.channel, **submission}
-    if gate is None:
-        tell(rt, reply, NO_GATE)
+    judged = judging(rt, reply, request)
+    if judged is None:
         return "no-gate"
-    clicker, _ = identify_clicker(loaded.policy, rt.slack, submission["user_id"])
+    gate, clicker, loaded = judged.gate, judged.clicker, judged.loaded
     denied = approvals.decide_rejection(gate, clicker)
     if denied is not None:
         store.record_denied_rejection(

@@ -10,7 +10,6 @@ from bot import approvals
 from bot.approvals import Denied
 from bot.blocks import role_mentions
 from bot.deploy_events import DeployEvent, deploy_key
-from bot.directory import identify_clicker
 from bot.evidence import gate_for_request
 from bot.gitlab import GitLabError, GitLabTransientError, play_once
 from bot.gitlab_reads import GitLabReads
@@ -23,8 +22,8 @@ from bot.store import requests as store
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 from workers.context import runtime
-from workers.jobs import NO_GATE, deliver_audit
-from workers.support import approver_dicts, change_people, clicked_request, counted, tell
+from workers.jobs import deliver_audit
+from workers.support import approver_dicts, clicked_request, counted, judging, tell
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +89,23 @@ def rollback(click: dict[str, Any]) -> str:
     if newer is not None and request.rollback_state == RollbackState.OFFERED:
         tell(rt, click, NEWER_DEPLOYMENT.format(pipeline=newer.pipeline_id))
         return "newer-deployment"
-    loaded = rt.policy.current
-    gate = gate_for_request(loaded.policy, request)
-    if gate is None:
-        tell(rt, click, NO_GATE)
+    judged = judging(rt, click, request)
+    if judged is None:
         return "no-gate"
-    clicker, user = identify_clicker(loaded.policy, rt.slack, click["user_id"])
-    people = change_people(request)
+    gate, clicker, identities = judged.gate, judged.clicker, judged.loaded.policy.identities
 
     def decide(votes: list[approvals.Counted]) -> approvals.Decision:
-        return approvals.decide_rollback(gate, loaded.policy.identities, clicker, people, votes)
+        return approvals.decide_rollback(gate, identities, clicker, judged.people, votes)
 
     roles = approvals.rollback_roles(gate, clicker.roles)
     outcome = rollbacks.record_vote(
-        rt.db, request.id, clicker.slack_user_id, user.name, roles, loaded.version, decide
+        rt.db,
+        request.id,
+        clicker.slack_user_id,
+        judged.user.name,
+        roles,
+        judged.loaded.version,
+        decide,
     )
     decision = outcome.decision
     if decision is None:

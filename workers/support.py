@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from bot import metrics
-from bot.approvals import ChangePerson
+from bot.approvals import ChangePerson, Clicker
 from bot.blocks import ApprovalLine, request_message
+from bot.directory import identify_clicker
 from bot.events import GateEvent
 from bot.evidence import facts_of, gate_for_request, risk_reasons
 from bot.ledger import iso_utc
-from bot.policy import Gate
+from bot.policy import Gate, LoadedPolicy
 from bot.runtime import Runtime
-from bot.slack import SlackError
+from bot.slack import SlackError, SlackUser
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
@@ -162,6 +164,33 @@ def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:
 
 
 UNKNOWN_REQUEST = "This approval request is unknown to the bot (it may belong to another install)."
+
+
+NO_GATE = "No gate in the current policy covers this job, so nobody can approve it."
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What deciding a click on a request needs: the policy in force, the request's gate
+    (with its risk rules), who clicked as the bot establishes it, and who is behind the
+    change."""
+
+    loaded: LoadedPolicy
+    gate: Gate
+    clicker: Clicker
+    user: SlackUser
+    people: list[ChangePerson]
+
+
+def judging(rt: Runtime, click: dict[str, Any], request: ApprovalRequest) -> Judging | None:
+    """Everything a click is judged by; None (the clicker is told) when no gate covers it."""
+    loaded = rt.policy.current
+    gate = gate_for_request(loaded.policy, request)
+    if gate is None:
+        tell(rt, click, NO_GATE)
+        return None
+    clicker, user = identify_clicker(loaded.policy, rt.slack, click["user_id"])
+    return Judging(loaded, gate, clicker, user, change_people(request))
 
 
 def clicked_request(rt: Runtime, click: dict[str, Any]) -> ApprovalRequest | None:
