@@ -9,21 +9,15 @@ the ratio says how many such round trips the bot's whole path costs.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import requests
 
-from bench.stack import REDIS_URL as REDIS_DB9
-from bench.stack import flush, machine
+from bench import stack as stacks
+from bench.stack import machine
 from bench.stats import summary, table, write
-from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.slack import FakeSlack
-from tests.integration.harness import Bot, bot_env, request_id_of, seed_users, wait_until
-
-# Redis DB 9 is the benchmarks' own (bench/stack.py); the tests use other DBs.
-REDIS_URL = REDIS_DB9
+from tests.integration.harness import request_id_of, wait_until
 
 
 def baseline(slack: FakeSlack, n: int) -> list[float]:
@@ -43,37 +37,31 @@ def baseline(slack: FakeSlack, n: int) -> list[float]:
 
 
 def run(n: int) -> dict[str, object]:
-    flush()
-    with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack, FakeGitLab() as gitlab:
-        workdir = Path(tmp)
-        seed_users(slack)
-        env = bot_env(workdir, slack, gitlab, f"sqlite:///{workdir}/bench.db", REDIS_URL)
-        bot = Bot(workdir, env, slack, gitlab)
-        bot.start_all()
-        try:
-            post, play = [], []
-            for i in range(n + 3):  # the first 3 warm up caches and connections
-                job_id = 900_000 + i * 10
-                event = bot.pipeline(pipeline_id=800_000 + i, gate_job_id=job_id)
-                posts_before = len(slack.calls_to("chat.postMessage"))
-                sent = time.monotonic()
-                assert bot.webhook(event, key=f"bench-{i}").status_code == 202
-                calls = slack.wait_for("chat.postMessage", posts_before + 1, timeout=10)
-                posted = calls[-1]
-                request_id = request_id_of(posted.params)
-                bot.click("U0RM00001", "approve", request_id)
-                wait_until(lambda: bot.responses_to("U0RM00001-approve"), 10, "first approval")
-                slack.responses.clear()
-                clicked = time.monotonic()
-                bot.click("U0CO00001", "approve", request_id)
-                played = gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=10)[-1]
-                if i >= 3:
-                    post.append(posted.at - sent)
-                    play.append(played.at - clicked)
-            base = baseline(slack, n)
-        finally:
-            codes = bot.stop_all()
-            flush()
+    with stacks.stack(policy=None) as running:  # the test suite's policy: payments-api
+        running.start_web()
+        running.start_workers(1)
+        bot, slack, gitlab = running.bot, running.slack, running.gitlab
+        post, play = [], []
+        for i in range(n + 3):  # the first 3 warm up caches and connections
+            job_id = 900_000 + i * 10
+            event = bot.pipeline(pipeline_id=800_000 + i, gate_job_id=job_id)
+            posts_before = len(slack.calls_to("chat.postMessage"))
+            sent = time.monotonic()
+            assert bot.webhook(event, key=f"bench-{i}").status_code == 202
+            calls = slack.wait_for("chat.postMessage", posts_before + 1, timeout=10)
+            posted = calls[-1]
+            request_id = request_id_of(posted.params)
+            bot.click("U0RM00001", "approve", request_id)
+            wait_until(lambda: bot.responses_to("U0RM00001-approve"), 10, "first approval")
+            slack.responses.clear()
+            clicked = time.monotonic()
+            bot.click("U0CO00001", "approve", request_id)
+            played = gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=10)[-1]
+            if i >= 3:
+                post.append(posted.at - sent)
+                play.append(played.at - clicked)
+        base = baseline(slack, n)
+    codes = running.exit_codes
     results = {
         "machine": machine(),
         "pipelines": n,

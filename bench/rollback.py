@@ -12,18 +12,15 @@ run, is one bare HTTP POST to the fake Slack server.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
+from bench import stack as stacks
 from bench.e2e import baseline
-from bench.stack import REDIS_URL, flush, machine
+from bench.stack import machine
 from bench.stats import summary, table, write
-from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.gitlab_events import build, pipeline_event
-from bot.simulators.slack import FakeSlack
-from tests.integration.harness import Bot, bot_env, request_id_of, seed_users, wait_until
+from tests.integration.harness import Bot, request_id_of, wait_until
 
 RM, DBA = "U0RM00001", "U0DBA0001"
 RISKY = "ALTER TABLE transactions ADD COLUMN fee bigint NOT NULL;\n"
@@ -87,25 +84,18 @@ def _one(bot: Bot, i: int, evidence: bool) -> tuple[float, float]:
 
 
 def run(n: int) -> dict[str, object]:
-    flush()
-    with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack, FakeGitLab() as gitlab:
-        workdir = Path(tmp)
-        seed_users(slack)
-        env = bot_env(workdir, slack, gitlab, f"sqlite:///{workdir}/bench.db", REDIS_URL)
-        bot = Bot(workdir, env, slack, gitlab)
-        bot.start_all()
-        samples: dict[str, list[float]] = {k: [] for k in ("post_with", "post_without", "rb")}
-        try:
-            for i in range(2 * n + 4):  # the first 4 warm up; then alternate the two kinds
-                evidence = i % 2 == 0
-                post, rollback = _one(bot, i, evidence)
-                if i >= 4:
-                    samples["post_with" if evidence else "post_without"].append(post)
-                    samples["rb"].append(rollback)
-            base = baseline(slack, n)
-        finally:
-            codes = bot.stop_all()
-            flush()
+    samples: dict[str, list[float]] = {k: [] for k in ("post_with", "post_without", "rb")}
+    with stacks.stack(policy=None) as running:  # the test suite's policy: the wallet gates
+        running.start_web()
+        running.start_workers(1)
+        for i in range(2 * n + 4):  # the first 4 warm up; then alternate the two kinds
+            evidence = i % 2 == 0
+            post, rollback = _one(running.bot, i, evidence)
+            if i >= 4:
+                samples["post_with" if evidence else "post_without"].append(post)
+                samples["rb"].append(rollback)
+        base = baseline(running.slack, n)
+    codes = running.exit_codes
     results: dict[str, Any] = {
         "machine": machine(),
         "pipelines": 2 * n,

@@ -239,8 +239,11 @@ def _end(pids: list[int]) -> None:
 
 
 @contextmanager
-def stack(rate_limit_per_channel: float | None = None) -> Iterator[Stack]:
-    """Fakes, a migrated SQLite database and the bench policy; processes started by the caller."""
+def stack(
+    rate_limit_per_channel: float | None = None, policy: Path | None = POLICY
+) -> Iterator[Stack]:
+    """Fakes, a migrated SQLite database and the bench policy (`policy=None`: the test
+    suite's, tests/fixtures/approvers.yml); processes started by the caller."""
     flush()
     others = db9_clients()
     if others:
@@ -253,9 +256,10 @@ def stack(rate_limit_per_channel: float | None = None) -> Iterator[Stack]:
         workdir = Path(tmp)
         seed_users(slack)
         env = bot_env(workdir, slack, gitlab, f"sqlite:///{workdir}/bench.db", REDIS_URL)
-        policy = workdir / "bench-policy.yml"
-        shutil.copyfile(POLICY, policy)
-        env["APPROVAL_POLICY"] = str(policy)
+        if policy is not None:
+            copied = workdir / "bench-policy.yml"
+            shutil.copyfile(policy, copied)
+            env["APPROVAL_POLICY"] = str(copied)
         bot = Bot(workdir, env, slack, gitlab)
         bot.run("db", "upgrade")
         running = Stack(bot, slack, gitlab, workdir)
