@@ -15,7 +15,17 @@ from bot.store.db import Database
 from bot.store.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# One Redis server for the whole suite, each test module on its own database number.
+# TEST_REDIS_SERVER points the suite at another server (two checkouts testing at once).
+REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+
+
+def redis_db_url(number: int) -> str:
+    """The URL of database `number` on the test Redis server."""
+    return f"{REDIS_SERVER}/{number}"
+
+
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", redis_db_url(13))
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,14 @@ from werkzeug.test import TestResponse
 from bot.runtime import Runtime, build_runtime
 from bot.settings import load_settings
 from bot.web.app import create_app
+from tests.conftest import redis_db_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 POLICY_PATH = ROOT / "tests" / "fixtures" / "approvers.yml"
 PIPELINE_HOOK_PATH = ROOT / "tests" / "fixtures" / "pipeline_hook.json"
 
-REDIS_URL = "redis://127.0.0.1:6379/8"  # this suite's own Redis database, and no other
+REDIS_URL = redis_db_url(8)  # this suite's own Redis database, and no other
 WEBHOOK_SECRET = "gitlab-webhook-secret-for-fuzz"
 SIGNING_SECRET = "slack-signing-secret-for-fuzz"
 SLACK_TOKEN = "xoxb-test-token"

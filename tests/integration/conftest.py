@@ -11,7 +11,7 @@ import redis
 from bot.simulators.audit import FakeAuditApi
 from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.slack import FakeSlack
-from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.conftest import drop_pg_database, fresh_pg_database, redis_db_url
 from tests.integration.harness import Bot, bot_env, seed_users
 
 REDIS_DBS = {"sqlite": 12, "postgresql": 11}
@@ -31,7 +31,7 @@ def running_bot(
         database_url = f"sqlite:///{workdir}/approvals.db"
     else:
         database_url = fresh_pg_database(request.getfixturevalue("pg_server_url"))
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DBS[kind]}"
+    redis_url = redis_db_url(REDIS_DBS[kind])
     redis.Redis.from_url(redis_url).flushdb()
     slack, gitlab, audit = FakeSlack().start(), FakeGitLab().start(), FakeAuditApi().start()
     seed_users(slack)

@@ -24,6 +24,7 @@ import requests
 
 from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.slack import FakeSlack
+from tests.conftest import redis_db_url
 from tests.integration.harness import (
     GITLAB_TOKEN,
     SIGNING_SECRET,
@@ -38,7 +39,7 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = redis_db_url(14)
 SIGNING_KEY = hashlib.sha256(b"approval-bot hardening test key").digest()
 SIGNING_TOKEN = "whsec_" + base64.b64encode(SIGNING_KEY).decode()
 RM, CO, ADMIN = "U0RM00001", "U0CO00001", "U0ADMIN01"

@@ -29,6 +29,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
+from tests.conftest import redis_db_url
 from tests.integration.harness import executable
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ MISSING_BROWSER = (
     "Chromium is not installed: `apt-get install -y chromium chromium-driver` "
     "(needs /usr/bin/chromium and /usr/bin/chromedriver)"
 )
-REDIS_URL = "redis://127.0.0.1:6379/7"  # DBs 8-14 belong to the other integration tests
+REDIS_URL = redis_db_url(7)  # DBs 8-14 belong to the other integration tests
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DEPLOYS, DATA = "#ch-C0SBDEPLOY", "#ch-C0SBDATA"
 WAIT_S = 20

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import redis_db_url
 from tests.integration.harness import executable
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def test_busy_page_port_exits_2_with_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = sandbox("--port", str(port), "--redis-url", "redis://127.0.0.1:6379/7")
+        done = sandbox("--port", str(port), "--redis-url", redis_db_url(7))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -51,7 +52,7 @@ def test_busy_page_port_exits_2_with_one_line() -> None:
 
 def test_ctrl_c_stops_the_bot_processes_and_exits_0(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [executable(), "sandbox", "--port", "0", "--redis-url", "redis://127.0.0.1:6379/7"],
+        [executable(), "sandbox", "--port", "0", "--redis-url", redis_db_url(7)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
