@@ -387,6 +387,45 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@pytest.mark.parametrize("python", ["3.11.0", "3.11.2", "3.11.3", "3.12.0", "3.13.0"])
+def test_requirements_lock_is_complete_on_every_supported_python(python: str) -> None:
+    """What the pinned packages require on that Python is pinned too (for that Python).
+
+    `pip freeze` on one Python misses dependencies only another needs: redis needs
+    async-timeout below 3.11.3, and python:3.11-slim-like images (Debian bookworm) have 3.11.2.
+    """
+    from importlib import metadata
+
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+
+    lock = ROOT / "requirements.lock"
+    if not lock.exists():
+        pytest.skip(PROVIDED_ELSEWHERE["requirements.lock"])
+    environment = {"python_full_version": python, "python_version": python.rsplit(".", 1)[0]}
+    pinned = set()
+    for raw in lock.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, _, marker = line.partition(";")
+        if marker and not Marker(marker).evaluate({**environment, "extra": ""}):
+            continue
+        pinned.add(canonical(requirement.split("==", 1)[0].split("[", 1)[0]))
+    missing = []
+    for name in sorted(pinned):
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed on this Python (a marker excluded it here)
+        for spec in map(Requirement, requires):
+            if spec.marker is not None and not spec.marker.evaluate({**environment, "extra": ""}):
+                continue
+            if canonical(spec.name) not in pinned:
+                missing.append(f"{name} needs {spec} on Python {python}")
+    assert not missing, "requirements.lock misses: " + "; ".join(missing)
+
+
 # --- slack/manifest.yml ------------------------------------------------------------------------
 
 
