@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install sandbox run test test-fast lint fmt bench lock clean
+.PHONY: install sandbox run test test-fast lint fmt bench image-test lock clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## Build the Dockerfile and run the image (podman, no Docker engine; see scripts/image-test).
+image-test:
+	scripts/image-test
 
 ## Re-pin dependencies after changing pyproject.toml. Pins with an environment marker (needed
 ## only on some Pythons, which `pip freeze` here cannot see) are kept from the old lock.
