@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install sandbox run test test-fast lint fmt bench lock clean
+.PHONY: install sandbox run test test-fast lint fmt bench image-test lock clean
 
 install: $(STAMP)
 
@@ -43,12 +43,26 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## Re-pin dependencies after changing pyproject.toml.
+## Build the Dockerfile and run the image (podman, no Docker engine; see scripts/image-test).
+image-test:
+	scripts/image-test
+
+## Re-pin dependencies after changing pyproject.toml. Pins with an environment marker (needed
+## only on some Pythons, which `pip freeze` here cannot see) are kept from the old lock.
+LOCK_TMP := /tmp/approval-bot-lock
 lock:
-	rm -rf /tmp/approval-bot-lock && $(PYTHON) -m venv /tmp/approval-bot-lock
-	/tmp/approval-bot-lock/bin/pip install --quiet . && \
-	  /tmp/approval-bot-lock/bin/pip freeze --exclude-editable | grep -v '^approval-bot' \
-	  | sed '1i # Exact versions of the runtime dependencies (pip install -r requirements.lock).\n# Regenerate: make lock' > requirements.lock
+	rm -rf $(LOCK_TMP) && $(PYTHON) -m venv $(LOCK_TMP)
+	$(LOCK_TMP)/bin/pip install --quiet .
+	grep -E '^[^#].*;' requirements.lock > $(LOCK_TMP)/marked || true
+	{ echo '# Exact versions of the runtime dependencies (pip install -r requirements.lock).'; \
+	  echo '# Regenerate: make lock'; \
+	  $(LOCK_TMP)/bin/pip freeze --exclude-editable | grep -v '^approval-bot' \
+	    | grep -viE "^($$(sed -E 's/[=;<>!~ ].*//' $(LOCK_TMP)/marked | paste -sd'|' -))=="; \
+	  if [ -s $(LOCK_TMP)/marked ]; then \
+	    echo '# Only on some Pythons (make lock keeps these lines from the previous lock):'; \
+	    cat $(LOCK_TMP)/marked; \
+	  fi; } > $(LOCK_TMP)/lock
+	mv $(LOCK_TMP)/lock requirements.lock
 	@echo "requirements.lock written; update requirements-dev.lock from a dev venv likewise"
 
 clean:

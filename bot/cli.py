@@ -146,6 +146,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bot.runtime import build_runtime
 
     runtime = build_runtime(settings)
+    _refuse_non_utf8(runtime)
     if args.command == "reconcile":
         return reconcile_command(runtime, args.since, args.environment)
     if args.command == "web":
@@ -255,8 +256,18 @@ def _database_settings() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+def _refuse_non_utf8(runtime: Runtime) -> None:
+    """web, worker and reconcile refuse a database that is not UTF8 before they start."""
+    from bot.store.db import DatabaseEncodingError
+
+    try:
+        runtime.db.check_encoding()
+    except DatabaseEncodingError as exc:
+        raise CliError(str(exc)) from None
+
+
 def db_upgrade(url: str) -> int:
-    from bot.store.db import Database
+    from bot.store.db import Database, DatabaseEncodingError
     from bot.store.migrate import upgrade
 
     try:
@@ -265,6 +276,8 @@ def db_upgrade(url: str) -> int:
             upgrade(db)
         finally:
             db.dispose()
+    except DatabaseEncodingError as exc:
+        raise CliError(str(exc)) from None
     except Exception as exc:  # any driver error: one line, no traceback
         raise CliError(
             f"database upgrade failed: {type(exc).__name__}: {_first_line(exc)}"
@@ -275,7 +288,7 @@ def db_upgrade(url: str) -> int:
 
 def ledger_command(args: argparse.Namespace) -> int:
     from bot import ledger
-    from bot.store.db import Database
+    from bot.store.db import Database, DatabaseEncodingError
 
     try:
         db = Database(_database_settings())
@@ -300,6 +313,8 @@ def ledger_command(args: argparse.Namespace) -> int:
             return EXIT_OK
     except CliError:
         raise
+    except DatabaseEncodingError as exc:
+        raise CliError(str(exc)) from None
     except Exception as exc:  # a missing table, an unreachable server: one clear line
         raise CliError(
             f"cannot read the ledger: {type(exc).__name__}: {_first_line(exc)}"

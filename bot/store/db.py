@@ -18,6 +18,14 @@ class DatabaseUnavailable(Exception):
     """The database did not answer."""
 
 
+class DatabaseEncodingError(Exception):
+    """A PostgreSQL database whose encoding is not UTF8: the bot refuses it.
+
+    SQL_ASCII in particular stores any bytes unchecked and makes psycopg return bytes for
+    text, which fails deep inside SQLAlchemy and Alembic with a TypeError.
+    """
+
+
 def normalize_url(raw: str) -> URL:
     """Accept plain `postgres://` and `postgresql://` URLs with the driver we ship (psycopg 3)."""
     if raw.startswith("postgres://"):
@@ -38,7 +46,22 @@ def make_engine(raw_url: str) -> Engine:
         )
         _sqlite_serializable(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=1800)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=1800)
+    # First of the connect hooks, before SQLAlchemy's own first query (which a non-UTF8
+    # database answers with bytes).
+    event.listen(engine, "connect", _require_utf8, insert=True)
+    return engine
+
+
+def _require_utf8(dbapi_connection: Any, _record: Any) -> None:
+    """Refuse a PostgreSQL database whose encoding is not UTF8 (no query: libpq knows it)."""
+    info = dbapi_connection.info
+    encoding = info.parameter_status("server_encoding")
+    if encoding is not None and encoding.upper() not in ("UTF8", "UTF-8"):
+        raise DatabaseEncodingError(
+            f"the database must be UTF8: {info.dbname!r} on {info.host}:{info.port} has "
+            f"encoding {encoding} (create it with ENCODING 'UTF8', see docs/production.md)"
+        )
 
 
 def _sqlite_serializable(engine: Engine) -> None:
@@ -76,6 +99,20 @@ class Database:
         """A session whose work commits together or not at all."""
         with self.sessions.begin() as session:
             yield session
+
+    def check_encoding(self) -> None:
+        """Raise DatabaseEncodingError if the database answers and is not UTF8.
+
+        An unreachable database passes: it may come up later, and every new connection is
+        checked again then.
+        """
+        try:
+            with self.engine.connect():
+                pass
+        except DatabaseEncodingError:
+            raise
+        except Exception:  # not reachable (yet): not ours to judge here
+            return
 
     def ping(self) -> bool:
         try:

@@ -356,6 +356,59 @@ def test_dockerfile_healthcheck_probes_healthz(
     assert subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode != 0
 
 
+# --- make image-test (scripts/image-test), run by .ci/run --------------------------------------
+
+
+def makefile_recipe(target: str) -> list[str]:
+    """The recipe lines of a Makefile target (empty when the target has none)."""
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        if re.match(rf"^{re.escape(target)}\s*:", line):
+            recipe = []
+            for following in lines[index + 1 :]:
+                if not following.startswith("\t"):
+                    break
+                recipe.append(following.strip())
+            return recipe
+    pytest.fail(f"the Makefile has no {target} target")
+
+
+def test_make_image_test_runs_the_script() -> None:
+    assert makefile_recipe("image-test") == ["scripts/image-test"]
+    phony = re.search(r"^\.PHONY:(.*)$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    assert phony
+    assert "image-test" in phony[1].split()
+    script = ROOT / "scripts" / "image-test"
+    assert script.stat().st_mode & 0o111, "scripts/image-test must be executable"
+    text = script.read_text(encoding="utf-8")
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
+    check = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+
+
+def test_image_test_stands_in_for_the_dockerfiles_base(dockerfile: Dockerfile) -> None:
+    """The stand-in is tagged as the Dockerfile's FROM; the Dockerfile keeps the real one."""
+    text = (ROOT / "scripts" / "image-test").read_text(encoding="utf-8")
+    base = re.search(r"^BASE=(\S+)", text, flags=re.MULTILINE)
+    assert base, "scripts/image-test names the base image in BASE="
+    assert base[1] == f"docker.io/library/{dockerfile.base(dockerfile.final)}"
+    assert "--pull=never" in text
+    assert "--format docker" in text, "OCI images drop HEALTHCHECK"
+    assert "6379" not in text.replace("[[ $port == 6379 ]]", ""), "no fixed Redis port"
+
+
+def test_ci_runs_the_image_test_after_the_tests() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert "set -euo pipefail" in lines, "a failing step must fail CI"
+    assert "make image-test" in lines
+    assert lines.index("make test") < lines.index("make image-test")
+
+
 # --- requirements.lock -------------------------------------------------------------------------
 
 
@@ -385,6 +438,45 @@ def test_requirements_lock_pins_the_runtime_dependencies() -> None:
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@pytest.mark.parametrize("python", ["3.11.0", "3.11.2", "3.11.3", "3.12.0", "3.13.0"])
+def test_requirements_lock_is_complete_on_every_supported_python(python: str) -> None:
+    """What the pinned packages require on that Python is pinned too (for that Python).
+
+    `pip freeze` on one Python misses dependencies only another needs: redis needs
+    async-timeout below 3.11.3, and python:3.11-slim-like images (Debian bookworm) have 3.11.2.
+    """
+    from importlib import metadata
+
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+
+    lock = ROOT / "requirements.lock"
+    if not lock.exists():
+        pytest.skip(PROVIDED_ELSEWHERE["requirements.lock"])
+    environment = {"python_full_version": python, "python_version": python.rsplit(".", 1)[0]}
+    pinned = set()
+    for raw in lock.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, _, marker = line.partition(";")
+        if marker and not Marker(marker).evaluate({**environment, "extra": ""}):
+            continue
+        pinned.add(canonical(requirement.split("==", 1)[0].split("[", 1)[0]))
+    missing = []
+    for name in sorted(pinned):
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed on this Python (a marker excluded it here)
+        for spec in map(Requirement, requires):
+            if spec.marker is not None and not spec.marker.evaluate({**environment, "extra": ""}):
+                continue
+            if canonical(spec.name) not in pinned:
+                missing.append(f"{name} needs {spec} on Python {python}")
+    assert not missing, "requirements.lock misses: " + "; ".join(missing)
 
 
 # --- slack/manifest.yml ------------------------------------------------------------------------
