@@ -205,9 +205,10 @@ def approve(click: dict[str, Any]) -> str:
     if judged is None:
         return "no-gate"
     gate, clicker, identities = judged.gate, judged.clicker, judged.loaded.policy.identities
+    people = rt.identity_lookups.resolve(judged.people, gate.duties, identities)
 
     def decide(counted: list[Counted]) -> approvals.Decision:
-        return approvals.decide_approval(gate, identities, clicker, judged.people, counted)
+        return approvals.decide_approval(gate, identities, clicker, people, counted)
 
     outcome = store.record_approval(
         rt.db,

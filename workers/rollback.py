@@ -93,9 +93,11 @@ def rollback(click: dict[str, Any]) -> str:
     if judged is None:
         return "no-gate"
     gate, clicker, identities = judged.gate, judged.clicker, judged.loaded.policy.identities
+    duties = approvals.rollback_gate(gate).duties
+    people = rt.identity_lookups.resolve(judged.people, duties, identities)
 
     def decide(votes: list[approvals.Counted]) -> approvals.Decision:
-        return approvals.decide_rollback(gate, identities, clicker, judged.people, votes)
+        return approvals.decide_rollback(gate, identities, clicker, people, votes)
 
     roles = approvals.rollback_roles(gate, clicker.roles)
     outcome = rollbacks.record_vote(
