@@ -81,7 +81,9 @@ class SlackClient:
             ],
         )
         self._timeout = timeout
-        self._users = _TTLCache(USER_CACHE_TTL_S)
+        # A deactivated account must stop counting soon (authority is re-checked at the
+        # quorum): profiles are re-read as often as user groups, and at least every 5 min.
+        self._users = _TTLCache(min(USER_CACHE_TTL_S, usergroup_ttl))
         self._groups = _TTLCache(usergroup_ttl)
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:

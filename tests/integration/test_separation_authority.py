@@ -1,9 +1,13 @@
-"""Separation of duties fails closed: the stories of issue #13 (item 2), told through HTTP
-to the real `web` and `worker` against the fake GitLab and Slack."""
+"""Separation of duties fails closed, expiry is decided with the quorum, and authority is
+re-checked when the quorum is decided: the stories of issue #13 (items 2, 4 and 6), told
+through HTTP to the real `web` and `worker` against the fake GitLab and Slack."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +21,7 @@ _ids = itertools.count(1)
 
 RITA, RAVI, COLIN = "U0RM00001", "U0RM00002", "U0CO00001"
 UNKNOWN_IDENTITY = "cannot confirm that you are not"
+NO_LONGER_COUNTS = "approval no longer counts"
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +123,102 @@ def test_a_normal_team_approves_as_before(live: Bot) -> None:
     reply(live, COLIN, request_id)
     live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
     assert live.gitlab.play_count(job_id) == 1
+
+
+# --- item 6: authority re-checked when the quorum is decided -----------------------------
+
+
+def test_approvers_removed_from_the_group_or_deactivated_no_longer_count(live: Bot) -> None:
+    """Gus and Dora (release managers through the S0RELEASE user group) each approve a
+    request; then Gus leaves the group and Dora's Slack account is deactivated. Colin's
+    approval would complete each quorum: it does not, the messages say why, and another
+    release manager completes each."""
+    gus, dora = "U0GROUP07", "U0GROUP08"
+    live.slack.add_user(gus, "gus", "gus@example.com", real_name="Gus")
+    live.slack.add_user(dora, "dora", "dora@example.com", real_name="Dora")
+    live.slack.set_usergroup("S0RELEASE", ["U0GROUP01", gus, dora])
+    expire_slack_cache(live, time.monotonic())
+    (gus_request, gus_job), (dora_request, dora_job) = gated(live), gated(live)
+    assert "recorded" in reply(live, gus, gus_request)
+    assert "recorded" in reply(live, dora, dora_request)
+
+    live.slack.set_usergroup("S0RELEASE", ["U0GROUP01", dora])
+    live.slack.users[dora]["deleted"] = True
+    expire_slack_cache(live, time.monotonic())
+    for request_id, why in (
+        (gus_request, "no longer a release-manager"),
+        (dora_request, "deactivated"),
+    ):
+        answer = reply(live, COLIN, request_id)
+        assert "recorded" in answer
+        assert "Still needed: 1 release-manager" in answer
+        assert NO_LONGER_COUNTS in answer
+        update = live.message_update(why, 15)
+        assert NO_LONGER_COUNTS in str(update["blocks"])
+    assert live.gitlab.play_count(gus_job) == live.gitlab.play_count(dora_job) == 0
+
+    assert "completed the quorum" in reply(live, RITA, gus_request)
+    assert "completed the quorum" in reply(live, RAVI, dora_request)
+    for request_id, job_id, other in ((gus_request, gus_job, RITA), (dora_request, dora_job, RAVI)):
+        live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
+        approvers = {a["slack_user_id"] for a in signoff_of(live, request_id)["approvers"]}
+        assert approvers == {other, COLIN}
+
+
+def test_approver_removed_from_the_policy_no_longer_counts(live: Bot) -> None:
+    path = live.workdir / "approvers.yml"
+    original = path.read_text()
+    request_id, job_id = gated(live)
+    assert "recorded" in reply(live, RAVI, request_id)
+    try:
+        reload_policy(live, original.replace("[U0RM00001, U0RM00002]", "[U0RM00001]"))
+        assert "1 release-manager" in reply(live, COLIN, request_id)
+        update = live.message_update(NO_LONGER_COUNTS, 15)
+        assert "no longer a release-manager" in str(update["blocks"])
+        reply(live, RITA, request_id)
+        live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
+        signoff = signoff_of(live, request_id)
+        assert {a["slack_user_id"] for a in signoff["approvers"]} == {RITA, COLIN}
+    finally:
+        reload_policy(live, original)
+
+
+def expire_slack_cache(bot: Bot, changed_at: float) -> None:
+    """Let the worker's Slack cache run out (USERGROUP_CACHE_TTL, 1 s here): the contract
+    lets user groups and profiles be re-read up to that long after a change."""
+    ttl = float(bot.env["USERGROUP_CACHE_TTL"])
+    wait_until(lambda: time.monotonic() - changed_at > ttl, ttl + 1, "the Slack cache TTL")
+
+
+def reload_policy(bot: Bot, text: str) -> None:
+    """Write the policy and SIGHUP both processes; wait until the worker says it reloaded."""
+    path = bot.workdir / "approvers.yml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    before = bot.log("worker").count("policy reloaded")
+    bot.processes["worker"].send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: bot.log("worker").count("policy reloaded") > before, 15, "the worker's reload"
+    )
+
+
+# --- item 4: expiry decided inside the locked transaction --------------------------------
+
+
+def test_an_approval_whose_lookups_end_after_expiry_does_not_count(live: Bot) -> None:
+    """fintech/ledger-* requests expire after 2 s; the clicker's Slack profile takes 2 s
+    to come back, so the click is decided after the request expired."""
+    member = "U0GROUP09"
+    live.slack.add_user(member, "sven", "sven@example.com", real_name="Sven")
+    live.slack.set_usergroup("S0RELEASE", ["U0GROUP01", member])
+    expire_slack_cache(live, time.monotonic())
+    request_id, job_id = gated(live, project_path="fintech/ledger-race")
+    live.slack.delay("users.info", 2.0, times=1)
+    answer = reply(live, member, request_id)
+    assert "expired" in answer
+    update = live.message_update("Expired", 15)
+    assert not [b for b in update["blocks"] if b["type"] == "actions"]
+    record = signoff_of(live, request_id)
+    assert record["kind"] == "expiry"
+    assert live.gitlab.calls_to("POST", rf"/jobs/{job_id}/play") == []
