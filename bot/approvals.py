@@ -35,8 +35,8 @@ UNMAPPED = (
     "to `identities` in the policy."
 )
 UNMAPPABLE = (
-    "GitLab gives no usable e-mail or user for them, so nobody can be shown to be someone "
-    "else; the gate's `unknown_identity: allow` would let approvers through."
+    "GitLab gives no usable e-mail or user for them, so no one can be shown to be someone "
+    "else: the commit needs an author e-mail that a GitLab user has verified."
 )
 LOOKUP_FAILED = " (The bot could not check: {why}. Try again later.)"
 NOT_NEEDED = (
