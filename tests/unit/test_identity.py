@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.approvals import Clicker, DenialCode, Denied, Granted, decide_approval
+from bot.approvals import Clicker, DenialCode, Denied, Granted, decide_approval, decide_rollback
 from bot.identity import ChangePerson, identify, mapped_user, normalized_email, ties
 from bot.policy import Gate, PolicyError, Rule, parse_policy
 
@@ -113,6 +113,16 @@ def test_unknown_identity_allow_lets_the_untied_through_but_never_the_same() -> 
     assert isinstance(decide_approval(gate, {}, RITA, [untied], []), Granted)
     same = ChangePerson("commit_author", email="rita+x@example.com")
     assert isinstance(decide_approval(gate, {}, RITA, [same], []), Denied)
+
+
+def test_rollback_votes_follow_the_same_rule() -> None:
+    for email, code in (("", DenialCode.UNKNOWN_IDENTITY), ("rita+x@example.com", None)):
+        author = ChangePerson("commit_author", email=email)
+        result = decide_rollback(GATE, {}, RITA, [author], [])
+        assert isinstance(result, Denied)
+        assert result.code == (code or DenialCode.SELF_APPROVAL)
+    tied = ChangePerson("commit_author", email="bob@example.com", slack_ids=frozenset({"U0BOB"}))
+    assert isinstance(decide_rollback(GATE, {}, RITA, [tied], []), Granted)
 
 
 def test_identities_keys_differing_only_in_case_are_a_policy_error(tmp_path: Path) -> None:
