@@ -254,7 +254,7 @@ def stack(
         FakeGitLab() as gitlab,
     ):
         workdir = Path(tmp)
-        seed_users(slack)
+        seed_users(slack, gitlab)
         env = bot_env(workdir, slack, gitlab, f"sqlite:///{workdir}/bench.db", REDIS_URL)
         if policy is not None:
             copied = workdir / "bench-policy.yml"

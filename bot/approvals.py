@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
 
+from bot.identity import ChangePerson, Relation, identify, what_to_map
 from bot.policy import Gate, Rule
+from bot.slack_text import escape
 
-REDACTED = "[redacted]"
+__all__ = ["ChangePerson", "Relation", "identify"]
 
 # User-facing reasons, shown ephemerally to the person who clicked.
 ALREADY_APPROVED = "You have already approved this request."
@@ -26,14 +27,22 @@ NOT_AUTHORIZED_REJECT = (
 )
 SELF_APPROVAL = "You may not approve this deployment because you {relation}."
 UNKNOWN_IDENTITY = (
-    "You may not approve: the bot cannot confirm that you are not the {who} of this change "
-    "({detail}). Ask an admin to add the GitLab username to `identities` in the policy."
+    "You may not approve: the bot cannot confirm that you are not the {who} of this change. "
+    "{detail}"
 )
+UNMAPPED = (
+    "{whom} is not tied to any Slack user: ask an admin to add `{key}: <their Slack user ID>` "
+    "to `identities` in the policy."
+)
+UNMAPPABLE = (
+    "GitLab gives no usable e-mail or user for them, so no one can be shown to be someone "
+    "else: the commit needs an author e-mail that a GitLab user has verified."
+)
+LOOKUP_FAILED = " (The bot could not check: {why}. Try again later.)"
 NOT_NEEDED = (
     "Your approval would not count: {held} approvals are already complete. Still needed: {missing}."
 )
 
-Relation = Literal["triggerer", "commit_author", "merge_request_author", "merged_by"]
 RELATION_TEXT: Mapping[str, str] = {
     "triggerer": "triggered this pipeline",
     "commit_author": "wrote the commit being deployed",
@@ -54,16 +63,6 @@ class DenialCode(StrEnum):
     SELF_APPROVAL = "self_approval"
     UNKNOWN_IDENTITY = "unknown_identity"
     NOT_NEEDED = "not_needed"
-
-
-@dataclass(frozen=True)
-class ChangePerson:
-    """Someone GitLab names as behind the change (who may therefore not approve it)."""
-
-    relation: Relation
-    username: str | None = None
-    email: str | None = None
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,40 +104,6 @@ class Counted:
     roles: frozenset[str] = field(default_factory=frozenset)
 
 
-def usable_email(email: str | None) -> str | None:
-    """An e-mail usable for matching, lower-cased; empty and redacted ones match no one."""
-    if email is None:
-        return None
-    cleaned = email.strip().lower()
-    if not cleaned or cleaned == REDACTED or "@" not in cleaned:
-        return None
-    return cleaned
-
-
-def identify(
-    clicker_id: str,
-    clicker_email: str | None,
-    person: ChangePerson,
-    identities: Mapping[str, str],
-) -> Literal["same", "different", "unknown"]:
-    """Is the clicker this person? Evidence: e-mails, and the GitLab→Slack identities map."""
-    theirs = usable_email(person.email)
-    mine = usable_email(clicker_email)
-    mapped = identities.get(person.username) if person.username else None
-    clicker_usernames = {name for name, slack_id in identities.items() if slack_id == clicker_id}
-    if (theirs and mine and theirs == mine) or mapped == clicker_id:
-        return "same"
-    if person.username and person.username in clicker_usernames:
-        return "same"
-    if (theirs and mine) or mapped is not None:
-        return "different"
-    if person.username and clicker_usernames:
-        return "different"  # the map says who the clicker is in GitLab, and it is someone else
-    if not theirs and not person.username:
-        return "different"  # GitLab named no one to compare with: nothing to forbid
-    return "unknown"
-
-
 def gate_roles(gate: Gate) -> list[str]:
     return sorted({rule.role for rule in gate.require})
 
@@ -160,14 +125,27 @@ def check_separation(
             unknown.append(person)
     if unknown and gate.unknown_identity == "deny":
         person = unknown[0]
-        detail = (
-            f"GitLab user '{person.username}' has no visible e-mail and no identities entry"
-            if person.username
-            else "your Slack profile shows no e-mail"
-        )
         who = RELATION_NOUN[person.relation]
-        return Denied(DenialCode.UNKNOWN_IDENTITY, UNKNOWN_IDENTITY.format(who=who, detail=detail))
+        return Denied(
+            DenialCode.UNKNOWN_IDENTITY,
+            UNKNOWN_IDENTITY.format(who=who, detail=unknown_detail(person)),
+        )
     return None
+
+
+def unknown_detail(person: ChangePerson) -> str:
+    """Why the person could not be told apart from the clicker, and what to map."""
+    key = what_to_map(person)
+    if key is None:
+        detail = UNMAPPABLE
+    elif person.username:
+        detail = UNMAPPED.format(whom=f"GitLab user `{escape(key)}`", key=escape(key))
+    else:
+        whom = f"No GitLab user has verified the e-mail `{escape(key)}`, which"
+        detail = UNMAPPED.format(whom=whom, key=escape(key))
+    if person.unresolved:
+        detail += LOOKUP_FAILED.format(why=escape(person.unresolved))
+    return detail
 
 
 def assign(rules: Sequence[Rule], approvers: Sequence[Counted]) -> dict[str, str]:

@@ -81,6 +81,17 @@ def _approvals_context(approvals: Sequence[ApprovalLine]) -> dict[str, Any] | No
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": "  ".join(parts)}]}
 
 
+def _revoked_context(revoked: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+    """Approvals that no longer count (authority re-checked at the quorum), and why."""
+    if not revoked:
+        return None
+    parts = [
+        f":heavy_minus_sign: <@{user}>'s approval no longer counts: {escape(reason)}"
+        for user, reason in revoked
+    ]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "  ".join(parts)}]}
+
+
 def summary_text(request: ApprovalRequest) -> str:
     """The notification text (and the fallback for clients that cannot show blocks)."""
     return (
@@ -94,10 +105,12 @@ def request_message(
     approvals: Sequence[ApprovalLine],
     missing: Mapping[str, int],
     reasons: Sequence[str] = (),
+    revoked: Sequence[tuple[str, str]] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
     """The message for any state: pending ones carry the buttons, final ones do not.
 
-    `reasons` say why the change needs more than the gate's base rules (risk rules).
+    `reasons` say why the change needs more than the gate's base rules (risk rules);
+    `revoked` are (Slack user, why) of approvals that no longer count.
     """
     blocks: list[dict[str, Any]] = [
         {
@@ -111,6 +124,9 @@ def request_message(
     context = _approvals_context(approvals)
     if context is not None:
         blocks.append(context)
+    no_longer = _revoked_context(revoked)
+    if no_longer is not None:
+        blocks.append(no_longer)
     if request.state == RequestState.PENDING:
         blocks.append(
             _status_context(

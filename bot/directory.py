@@ -7,15 +7,21 @@ anything the click payload says.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from bot.approvals import Clicker
+from bot.authority import Standing
 from bot.policy import Policy
 from bot.slack import SlackClient, SlackError, SlackUser
 
 log = logging.getLogger(__name__)
 
 
-def roles_of(policy: Policy, slack: SlackClient, user_id: str) -> frozenset[str]:
+def roles_of(
+    policy: Policy, slack: SlackClient, user_id: str, strict: bool = False
+) -> frozenset[str]:
+    """The roles the policy in force gives a Slack user: as a member, or through a live user
+    group. A group that cannot be read grants nothing; with `strict` its error is raised."""
     roles = set(policy.static_roles_of(user_id))
     for name, role in policy.roles.items():
         if name in roles:
@@ -26,9 +32,26 @@ def roles_of(policy: Policy, slack: SlackClient, user_id: str) -> frozenset[str]
                     roles.add(name)
                     break
             except SlackError as exc:
+                if strict:
+                    raise
                 # A group we cannot read grants nothing: fail closed, and say so in the log.
                 log.warning("cannot read Slack user group %s: %s", group, exc.error)
     return frozenset(roles)
+
+
+def standings(policy: Policy, slack: SlackClient, user_ids: Iterable[str]) -> dict[str, Standing]:
+    """What each approver holds now, to re-check their approval at the quorum: the policy in
+    force, live user groups and Slack's `deleted` flag (each read at most the user group
+    cache's TTL ago). A Slack error is raised, so the click is retried rather than an
+    approval revoked on a hiccup."""
+    found: dict[str, Standing] = {}
+    for user_id in dict.fromkeys(user_ids):
+        user = slack.user(user_id)
+        if user.deleted or user.is_bot:
+            found[user_id] = Standing(frozenset(), deactivated=user.deleted)
+        else:
+            found[user_id] = Standing(roles_of(policy, slack, user_id, strict=True))
+    return found
 
 
 def identify_clicker(policy: Policy, slack: SlackClient, user_id: str) -> tuple[Clicker, SlackUser]:

@@ -22,7 +22,11 @@ from bot.approvals import (
     rollback_gate,
 )
 from bot.evidence import risk_reasons
+from bot.identity import identify, ties, what_to_map
 from bot.policy import LoadedPolicy
+
+IdentityMap = Mapping[str, str]
+CLICK_TIME = " (at click time an e-mail GitLab verified for them that Slack knows also ties them)"
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,13 @@ def explain(loaded: LoadedPolicy, question: Question, out: TextIO) -> int:
     print(f"{question.user} holds: {', '.join(sorted(roles)) or 'no role as a member'}", file=out)
     if groups:
         print(f"  (also possible, checked live in Slack: {'; '.join(groups)})", file=out)
-    print(f"separation of duties: {', '.join(gate.duties) or 'none'}", file=out)
-    people = [
-        ChangePerson("triggerer", username=question.triggered_by),
-        ChangePerson("commit_author", username=question.author, email=question.author_email),
-    ]
+    duties = rollback_gate(gate).duties if question.rollback else gate.duties
+    print(f"separation of duties: {', '.join(duties) or 'none'}", file=out)
     clicker = Clicker(question.user, question.user_email, roles, policy.is_admin(question.user))
+    people = stated_people(question)
+    for relation in duties:
+        person = next((p for p in people if p.relation == relation), None)
+        print(f"  {relation}: {identity_line(clicker, person, policy.identities)}", file=out)
     decide = decide_rollback if question.rollback else decide_approval
     decision = decide(gate, policy.identities, clicker, people, [])
     verb = "ROLL BACK" if question.rollback else "APPROVE"
@@ -83,3 +88,35 @@ def explain(loaded: LoadedPolicy, question: Question, out: TextIO) -> int:
     role = decision.assignment.get(question.user, "?")
     print(f"verdict: MAY {verb}, counting as {role}", file=out)
     return 0
+
+
+def stated_people(question: Question) -> list[ChangePerson]:
+    """The people behind the change the question names (those not named are not judged)."""
+    people = []
+    if question.triggered_by is not None:
+        people.append(ChangePerson("triggerer", username=question.triggered_by))
+    if question.author is not None or question.author_email is not None:
+        people.append(
+            ChangePerson("commit_author", username=question.author, email=question.author_email)
+        )
+    return people
+
+
+def identity_line(clicker: Clicker, person: ChangePerson | None, identities: IdentityMap) -> str:
+    """How the policy alone tells the clicker from the person: same, different, or unknown
+    and what to map (at click time the bot also ties GitLab users through the e-mails GitLab
+    verified for them that Slack knows)."""
+    if person is None:
+        return "not given (not checked)"
+    who = person.username or person.email or "?"
+    verdict = identify(clicker.slack_user_id, clicker.email, person, identities)
+    if verdict == "same":
+        return f"{who}: same person as {clicker.slack_user_id}"
+    if verdict == "different":
+        tied = ", ".join(sorted(ties(person, identities)))
+        return f"{who}: different (identities ties them to {tied})"
+    key = what_to_map(person)
+    if key is None:
+        return f"{who}: unknown: no usable e-mail or GitLab user, nobody can be told apart"
+    what = "GitLab user" if person.username else "the e-mail (or the GitLab user who owns it)"
+    return f"{who}: unknown: map {what} {key!r} in identities{CLICK_TIME}"

@@ -33,7 +33,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from bot.policy_checks import Found, RuleSet, check_rule_sets
+from bot.identity import mapped_user
+from bot.policy_checks import Found, RuleSet, check_identity_keys, check_rule_sets
 from bot.policy_yaml import Loc, describe_value, format_loc, parse_yaml, shown_value
 from bot.risk import DEFAULT_FINANCIAL_TABLES, DEFAULT_MIGRATION_PATHS
 
@@ -319,15 +320,18 @@ class Policy(_Model):
         return {name for name, role in self.roles.items() if user_id in role.members}
 
     def slack_user_for(self, gitlab_username: str) -> str | None:
-        """Slack user ID mapped to a GitLab username in ``identities`` (case-insensitive)."""
-        wanted = gitlab_username.lower()
-        return next((u for g, u in self.identities.items() if g.lower() == wanted), None)
+        """Slack user ID mapped to a GitLab username (any case) or e-mail in ``identities``."""
+        return mapped_user(self.identities, gitlab_username)
 
 
 def _raw_cross_checks(data: Any) -> list[Found]:
     """Cross checks on the raw data, so they run even when other parts are invalid."""
-    if not isinstance(data, dict) or not isinstance(data.get("roles"), dict):
+    if not isinstance(data, dict):
         return []
+    identities = data.get("identities")
+    found = check_identity_keys(identities) if isinstance(identities, dict) else []
+    if not isinstance(data.get("roles"), dict):
+        return found
     roles: dict[str, Role | None] = {}
     for name, value in data["roles"].items():
         try:
@@ -339,7 +343,7 @@ def _raw_cross_checks(data: Any) -> list[Found]:
     for gi, gate in enumerate(raw_gates if isinstance(raw_gates, list) else []):
         if isinstance(gate, dict):
             sets.extend(_gate_rule_sets(("gates", gi), gate))
-    return check_rule_sets(roles, sets)
+    return found + check_rule_sets(roles, sets)
 
 
 def _rules_at(where: Loc, raw: Any) -> list[tuple[Loc, str, int | None]]:

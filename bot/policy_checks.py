@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from bot.identity import identity_key, is_email_key
 from bot.policy_yaml import Loc
 
 
@@ -95,3 +96,23 @@ def _unmatchable(rules: list[tuple[str, int]], members: Mapping[str, set[str]]) 
                 f" ({', '.join(who)})"
             )
     return None
+
+
+def check_identity_keys(identities: Mapping[str, object]) -> list[Found]:
+    """`identities` keys are compared as the bot compares them (GitLab usernames in any case,
+    e-mails normalized): two keys for the same person, or an e-mail no one can have, are
+    errors, since only one of them could ever be used."""
+    found: list[Found] = []
+    first: dict[str, str] = {}
+    for key in identities:
+        loc: Loc = ("identities", key)
+        compared = identity_key(key)
+        if compared is None:
+            what = "a usable e-mail" if is_email_key(key) else "a GitLab username"
+            found.append((loc, loc, f"'{key}' is not {what}"))
+        elif compared in first:
+            reason = f"'{key}' is the same identity as '{first[compared]}' (compared in any case)"
+            found.append((loc, loc, reason))
+        else:
+            first[compared] = key
+    return found

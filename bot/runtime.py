@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 from redis import Redis
 
 from bot import ledger
 from bot.gitlab import GitLabClient
+from bot.identity_lookup import IdentityLookups
 from bot.policy_watch import PolicyHolder
 from bot.settings import Settings
 from bot.slack import SlackClient
@@ -27,6 +29,11 @@ class Runtime:
     redis: Redis
     slack: SlackClient
     gitlab: GitLabClient
+
+    @cached_property
+    def identity_lookups(self) -> IdentityLookups:
+        """Who is behind a change, as GitLab and Slack tie them (cached in the process)."""
+        return IdentityLookups(self.gitlab, self.slack)
 
 
 def make_redis(url: str) -> Redis:

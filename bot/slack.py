@@ -81,7 +81,9 @@ class SlackClient:
             ],
         )
         self._timeout = timeout
-        self._users = _TTLCache(USER_CACHE_TTL_S)
+        # A deactivated account must stop counting soon (authority is re-checked at the
+        # quorum): profiles are re-read as often as user groups, and at least every 5 min.
+        self._users = _TTLCache(min(USER_CACHE_TTL_S, usergroup_ttl))
         self._groups = _TTLCache(usergroup_ttl)
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -164,6 +166,17 @@ class SlackClient:
         )
         self._users.put(user_id, user)
         return user
+
+    def lookup_by_email(self, email: str) -> str | None:
+        """The Slack user who registered this e-mail (`users.lookupByEmail`, scope
+        `users:read.email`); None when Slack knows no one by it or it is a bot."""
+        try:
+            data = self._web_get("users.lookupByEmail", email=email)["user"]
+        except SlackError as exc:
+            if exc.error == "users_not_found":
+                return None
+            raise
+        return None if data.get("is_bot") else str(data["id"])
 
     def usergroup_members(self, usergroup: str) -> frozenset[str]:
         cached = self._groups.get(usergroup)

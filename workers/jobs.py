@@ -20,7 +20,7 @@ from bot.slack_text import escape
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import bypass, writeback
+from workers import bypass, quorum, writeback
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -205,9 +205,11 @@ def approve(click: dict[str, Any]) -> str:
     if judged is None:
         return "no-gate"
     gate, clicker, identities = judged.gate, judged.clicker, judged.loaded.policy.identities
+    people = rt.identity_lookups.resolve(judged.people, gate.duties, identities)
+    recheck = quorum.approvals_recheck(rt, judged.loaded.policy, gate, request.id)
 
     def decide(counted: list[Counted]) -> approvals.Decision:
-        return approvals.decide_approval(gate, identities, clicker, judged.people, counted)
+        return approvals.decide_approval(gate, identities, clicker, people, counted)
 
     outcome = store.record_approval(
         rt.db,
@@ -217,24 +219,34 @@ def approve(click: dict[str, Any]) -> str:
         clicker.roles,
         judged.loaded.version,
         decide,
+        recheck,
     )
-    decision = outcome.decision
+    return reply_to_approval(rt, click, outcome, gate)
+
+
+def reply_to_approval(
+    rt: Runtime, click: dict[str, Any], outcome: store.ApprovalOutcome, gate: Gate
+) -> str:
+    """Tell the clicker how their approval was decided, update the message, play on quorum."""
+    decision, request = outcome.decision, outcome.request
+    if outcome.expired:
+        announce(rt, request, None)
+        tell(rt, click, EXPIRED.format(at=request.expires_at.strftime("%Y-%m-%d %H:%M")))
+        return "expired"
     if decision is None:
         tell(rt, click, ALREADY_DECIDED.format(state=outcome.state_before))
         return outcome.state_before
+    revoked = quorum.revoked_note(outcome.revoked)
     if isinstance(decision, Denied):
-        log.info(
-            "approval denied on %s for %s: %s", request.id, clicker.slack_user_id, decision.code
-        )
-        tell(rt, click, decision.message)
+        log.info("approval denied on %s for %s: %s", request.id, click["user_id"], decision.code)
+        if outcome.revoked:
+            refresh_message(rt, request, gate)
+        tell(rt, click, decision.message + revoked)
         return f"denied:{decision.code}"
     if not decision.quorum_met:
-        refresh_message(rt, outcome.request, gate)
-        tell(
-            rt,
-            click,
-            APPROVAL_RECORDED.format(missing=approvals.describe_missing(decision.missing)),
-        )
+        refresh_message(rt, request, gate)
+        missing = approvals.describe_missing(decision.missing)
+        tell(rt, click, APPROVAL_RECORDED.format(missing=missing) + revoked)
         return "granted"
     tell(rt, click, APPROVAL_COMPLETE)
     return finish_approved(rt, request.id)
@@ -377,12 +389,11 @@ def pipeline_update(event: GateEvent) -> str:
 
 
 def expire(rt: Runtime, request: ApprovalRequest) -> None:
-    at = request.expires_at.strftime("%Y-%m-%d %H:%M")
     closed = store.close(
         rt.db,
         request.id,
         RequestState.EXPIRED,
-        f"Expired at {at} UTC without the required approvals.",
+        store.expiry_reason(request),
         (RequestState.PENDING,),
     )
     if closed is not None:

@@ -21,6 +21,7 @@ from bot.store import queries, rollbacks
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
+from workers import quorum
 from workers.context import runtime
 from workers.jobs import deliver_audit
 from workers.support import approver_dicts, clicked_request, counted, judging, tell
@@ -93,9 +94,12 @@ def rollback(click: dict[str, Any]) -> str:
     if judged is None:
         return "no-gate"
     gate, clicker, identities = judged.gate, judged.clicker, judged.loaded.policy.identities
+    duties = approvals.rollback_gate(gate).duties
+    people = rt.identity_lookups.resolve(judged.people, duties, identities)
+    recheck = quorum.rollback_recheck(rt, judged.loaded.policy, gate, request.id)
 
     def decide(votes: list[approvals.Counted]) -> approvals.Decision:
-        return approvals.decide_rollback(gate, identities, clicker, judged.people, votes)
+        return approvals.decide_rollback(gate, identities, clicker, people, votes)
 
     roles = approvals.rollback_roles(gate, clicker.roles)
     outcome = rollbacks.record_vote(
@@ -106,17 +110,20 @@ def rollback(click: dict[str, Any]) -> str:
         roles,
         judged.loaded.version,
         decide,
+        recheck,
     )
     decision = outcome.decision
     if decision is None:
         tell(rt, click, NOT_OFFERED.format(state=outcome.state_before))
         return f"not-offered:{outcome.state_before}"
+    revoked = quorum.revoked_note(outcome.revoked)
     if isinstance(decision, Denied):
-        tell(rt, click, decision.message)
+        tell(rt, click, decision.message + revoked)
         return f"denied:{decision.code}"
     if not decision.quorum_met:
         refresh(rt, outcome.request, gate)
-        tell(rt, click, VOTE_RECORDED.format(missing=approvals.describe_missing(decision.missing)))
+        missing = approvals.describe_missing(decision.missing)
+        tell(rt, click, VOTE_RECORDED.format(missing=missing) + revoked)
         return "granted"
     tell(rt, click, ROLLING_BACK.format(job=gate.rollback.job))
     return finish_rollback(rt, request.id)

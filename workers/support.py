@@ -95,7 +95,10 @@ def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[st
         ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
     ]
     reasons = risk_reasons(gate, facts_of(request.evidence)) if gate is not None else []
-    return request_message(request, lines, missing, reasons)
+    revoked = [
+        (r.slack_user_id, r.reason or "") for r in store.revoked_approvals(rt.db, request.id)
+    ]
+    return request_message(request, lines, missing, reasons, revoked)
 
 
 def counted(counter: str, label: str) -> Callable[[Callable[P, str]], Callable[P, str]]:

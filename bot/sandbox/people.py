@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.policy import Policy
+from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.slack import FakeSlack
 
 POLICY_FILE = "approvers.yml"
@@ -132,3 +133,10 @@ def write_policy(workdir: Path) -> Path:
 def seed_slack(slack: FakeSlack) -> None:
     for p in PEOPLE:
         slack.add_user(p.slack_id, p.name, p.email, real_name=p.real_name)
+
+
+def seed_gitlab(gitlab: FakeGitLab) -> None:
+    """The cast as GitLab users, each showing their e-mail as public (verified) e-mail: the
+    bot ties a commit author's e-mail to a GitLab user, then to Slack, through them."""
+    for p in PEOPLE:
+        gitlab.users.add(p.gitlab_id, p.name, p.real_name, public_email=p.email)

@@ -26,7 +26,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from bot.sandbox.driver import Driver
 from bot.sandbox.env import Credentials, bot_env
 from bot.sandbox.page import create_page
-from bot.sandbox.people import seed_slack, write_policy
+from bot.sandbox.people import seed_gitlab, seed_slack, write_policy
 from bot.sandbox.processes import BotProcesses, ChildDied, SandboxError, check_redis
 from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.slack import FakeSlack
@@ -139,6 +139,7 @@ def _simulators(stack: ExitStack, credentials: Credentials) -> tuple[FakeSlack, 
     gitlab = FakeGitLab(token=credentials.gitlab_token).start()
     stack.callback(gitlab.stop)
     seed_slack(slack)
+    seed_gitlab(gitlab)
     return slack, gitlab
 
 

@@ -29,6 +29,7 @@ from bot.simulators.gitlab_entities import (
     project_json,
 )
 from bot.simulators.gitlab_repository import FakeCommit, FakeRepository, RawText, RepositoryNotFound
+from bot.simulators.gitlab_users import GitLabUsers
 from bot.simulators.server import FakeServer, FaultBook, FaultRule, json_response
 
 __all__ = ["Call", "FakeGitLab"]
@@ -94,6 +95,9 @@ class FakeGitLab(FakeServer):
         self.notes: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
+        # The users API (`users.add(...)`); `admin` makes the bot's token an administrator's.
+        self.users = GitLabUsers()
+        self.admin = False
 
     # ------------------------------------------------------------------ state
     def add_project(
@@ -420,6 +424,9 @@ class FakeGitLab(FakeServer):
         verb, path = call.method, call.path
         if verb == "GET" and path == "/api/v4/user":
             return dict(BOT_USER), 200
+        users = self.users.route(verb, path, call.query, self.admin)
+        if users is not None:
+            return users
         group = re.fullmatch(r"/api/v4/groups/([^/]+)/projects", path)
         if verb == "GET" and group:
             prefix = unquote(group[1]) + "/"

@@ -44,6 +44,7 @@ class SlackWorkspace:
             "chat.getPermalink": self._chat_get_permalink,
             "views.open": self._views_open,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.open": self._conversations_open,
         }
@@ -242,6 +243,16 @@ class SlackWorkspace:
         if user is None:
             raise SlackError("user_not_found")
         return {"ok": True, "user": json.loads(json.dumps(user))}  # a copy
+
+    def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Slack's registered e-mail, matched whole and in any case; no match (or no e-mail
+        # given) is `users_not_found`.
+        wanted = str(params.get("email") or "").strip().lower()
+        for user in self.users.values():
+            email = str(user["profile"].get("email") or "").lower()
+            if wanted and email == wanted:
+                return {"ok": True, "user": json.loads(json.dumps(user))}
+        raise SlackError("users_not_found")
 
     def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         members = self.usergroups.get(str(params.get("usergroup") or ""))

@@ -101,7 +101,8 @@ class ApprovalRequest(Base):
 
 
 class Decision(Base):
-    """Every click decided, granted or denied, with the reason and the policy version."""
+    """Every click decided, granted or denied (or granted, then revoked), with the reason
+    and the policy version."""
 
     __tablename__ = "decisions"
     __table_args__ = (
@@ -127,6 +128,10 @@ class Decision(Base):
     roles: Mapped[str] = mapped_column(String(1024), default="")
     policy_version: Mapped[str] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An approval that no longer counted when the quorum was re-checked (outcome "revoked",
+    # the reason in `reason`): when, and under which policy version.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_policy_version: Mapped[str | None] = mapped_column(String(64))
 
 
 class LedgerEntry(Base):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,11 +20,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import ledger
-from bot.approvals import Counted, Decision, Denied, Granted, assign, missing_roles
+from bot.approvals import Counted, Decision, Denied, Granted
 from bot.evidence import Evidence
-from bot.policy import Gate
 from bot.store import outbox
 from bot.store.db import Database
+from bot.store.decisions import (
+    REVOKED,
+    Recheck,
+    counted,
+    decision_row,
+    decisions,
+    granted_approvals,
+    progress,
+    rechecked,
+    revoked_approvals,
+)
 from bot.store.models import (
     OPEN_STATES,
     ApprovalRequest,
@@ -37,6 +47,17 @@ from bot.store.models import (
 )
 from bot.store.plays import GATE_PLAY, claim_lease, release_lease
 
+__all__ = [
+    "REVOKED",
+    "Recheck",
+    "counted",
+    "decision_row",
+    "decisions",
+    "granted_approvals",
+    "progress",
+    "revoked_approvals",
+]
+
 PLAY_LEASE = timedelta(seconds=90)  # default of the PLAY_LEASE_SECONDS setting
 
 
@@ -46,9 +67,15 @@ class RequestNotFound(Exception):
 
 @dataclass(frozen=True)
 class ApprovalOutcome:
+    """A decided click: the decision (None when the request was not open for it), the
+    state before, the approvals it found no longer count (approver -> why), and whether
+    it found the request expired (and closed it)."""
+
     request: ApprovalRequest
     decision: Decision | None
     state_before: str
+    revoked: Mapping[str, str] = field(default_factory=dict)
+    expired: bool = False
 
 
 def new_request_id() -> str:
@@ -105,43 +132,6 @@ def set_message(db: Database, request_id: str, channel: str, ts: str) -> None:
         )
 
 
-def granted_approvals(
-    session: Session, request_id: str, action: str = "approve"
-) -> list[DecisionRow]:
-    return list(
-        session.execute(
-            select(DecisionRow)
-            .where(
-                DecisionRow.request_id == request_id,
-                DecisionRow.action == action,
-                DecisionRow.outcome == "granted",
-            )
-            .order_by(DecisionRow.id)
-        ).scalars()
-    )
-
-
-def decisions(db: Database, request_id: str) -> list[DecisionRow]:
-    with db.transaction() as session:
-        return granted_approvals(session, request_id)
-
-
-def counted(rows: Sequence[DecisionRow]) -> list[Counted]:
-    """Granted approvals as the decision function sees them: who, holding which roles."""
-    return [Counted(r.slack_user_id, frozenset(filter(None, r.roles.split(",")))) for r in rows]
-
-
-def progress(
-    db: Database, request_id: str, gate: Gate | None
-) -> tuple[list[DecisionRow], dict[str, str], dict[str, int]]:
-    """The approvals so far, the role each fills, and what each role still needs."""
-    rows = decisions(db, request_id)
-    if gate is None:
-        return rows, {}, {}
-    assignment = assign(gate.require, counted(rows))
-    return rows, assignment, missing_roles(gate.require, assignment)
-
-
 def lock(session: Session, request_id: str) -> ApprovalRequest:
     request = session.execute(
         select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
@@ -149,29 +139,6 @@ def lock(session: Session, request_id: str) -> ApprovalRequest:
     if request is None:
         raise RequestNotFound(request_id)
     return request
-
-
-def decision_row(
-    request_id: str,
-    action: str,
-    who: tuple[str, str | None, frozenset[str]],
-    decision: Decision,
-    policy_version: str,
-) -> DecisionRow:
-    """One decided click (`who` is the Slack user id, name and roles), granted or denied."""
-    slack_user_id, slack_user_name, roles = who
-    return DecisionRow(
-        request_id=request_id,
-        slack_user_id=slack_user_id,
-        slack_user_name=slack_user_name,
-        action=action,
-        outcome="granted" if isinstance(decision, Granted) else "denied",
-        reason_code=decision.code if isinstance(decision, Denied) else None,
-        reason=decision.message if isinstance(decision, Denied) else None,
-        roles=",".join(sorted(roles)),
-        policy_version=policy_version,
-        decided_at=utcnow(),
-    )
 
 
 def record_approval(
@@ -182,19 +149,27 @@ def record_approval(
     roles: frozenset[str],
     policy_version: str,
     decide: Callable[[list[Counted]], Decision],
+    recheck: Recheck | None = None,
 ) -> ApprovalOutcome:
     """Decide one Approve click against the approvals already counted, under a row lock.
 
     The lock serializes concurrent clicks on one request, so the quorum is computed from
     every earlier approval; the partial unique index backs it up against double clicks.
+    Expiry is decided here too, with the time read under the lock: an expired request is
+    closed and nothing is recorded. `recheck` drops approvals that no longer stand (marked
+    revoked, kept visible) before the click is decided.
     """
     with db.transaction() as session:
         request = lock(session, request_id)
         state_before = request.state
         if request.state != RequestState.PENDING:
             return ApprovalOutcome(request, None, state_before)
-        decision = decide(counted(granted_approvals(session, request_id)))
         now = utcnow()
+        if now >= request.expires_at:
+            close_in(session, request, RequestState.EXPIRED, expiry_reason(request), now)
+            return ApprovalOutcome(request, None, state_before, expired=True)
+        checked = rechecked(session, request_id, "approve", recheck, (policy_version, now))
+        decision = decide(checked.kept)
         session.add(
             decision_row(
                 request_id,
@@ -209,7 +184,7 @@ def record_approval(
             request.approved_at = now
             request.policy_version = policy_version
         session.flush()
-        return ApprovalOutcome(request, decision, state_before)
+        return ApprovalOutcome(request, decision, state_before, checked.revoked)
 
 
 def record_denied_rejection(
@@ -309,14 +284,25 @@ def close(
         request = lock(session, request_id)
         if request.state not in states:
             return None
-        now = utcnow()
-        request.state = state
-        request.state_reason = reason
-        request.closed_at = now
-        fields = evidence(request, approvers=[], policy_version=request.policy_version)
-        fields["reason"] = reason
-        ledger.append(session, CLOSING_KINDS[state], fields, now)
+        close_in(session, request, state, reason, utcnow())
         return request
+
+
+def close_in(
+    session: Session, request: ApprovalRequest, state: RequestState, reason: str, now: datetime
+) -> LedgerEntry:
+    """The closing transition and its ledger entry, inside the caller's locked transaction."""
+    request.state = state
+    request.state_reason = reason
+    request.closed_at = now
+    fields = evidence(request, approvers=[], policy_version=request.policy_version)
+    fields["reason"] = reason
+    return ledger.append(session, CLOSING_KINDS[state], fields, now)
+
+
+def expiry_reason(request: ApprovalRequest) -> str:
+    at = request.expires_at.strftime("%Y-%m-%d %H:%M")
+    return f"Expired at {at} UTC without the required approvals."
 
 
 def record_bypass(

@@ -21,17 +21,11 @@ from bot import ledger
 from bot.approvals import Decision, Granted
 from bot.store import outbox
 from bot.store.db import Database
+from bot.store.decisions import Recheck, decision_row, granted_approvals, rechecked
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
 from bot.store.plays import Play, claim_lease, release_lease
-from bot.store.requests import (
-    ApprovalOutcome,
-    counted,
-    decision_row,
-    evidence,
-    granted_approvals,
-    lock,
-)
+from bot.store.requests import ApprovalOutcome, evidence, lock
 
 ROLLBACK_ACTION = "rollback"
 MessageColumn = Literal["rollback_offer_ts", "rollback_alert_ts"]
@@ -98,20 +92,24 @@ def record_vote(
     roles: frozenset[str],
     policy_version: str,
     decide: Callable[[list[Any]], Decision],
+    recheck: Recheck | None = None,
 ) -> ApprovalOutcome:
-    """Decide one Roll back click under a row lock (as approvals are decided)."""
+    """Decide one Roll back click under a row lock (as approvals are decided): votes that
+    no longer stand (`recheck`) are marked revoked first."""
     with db.transaction() as session:
         request = lock(session, request_id)
         state_before = request.rollback_state or "not offered"
         if request.rollback_state != RollbackState.OFFERED:
             return ApprovalOutcome(request, None, state_before)
-        decision = decide(counted(granted_approvals(session, request_id, ROLLBACK_ACTION)))
+        when = (policy_version, utcnow())
+        checked = rechecked(session, request_id, ROLLBACK_ACTION, recheck, when)
+        decision = decide(checked.kept)
         who = (slack_user_id, slack_user_name, roles)
         session.add(decision_row(request_id, ROLLBACK_ACTION, who, decision, policy_version))
         if isinstance(decision, Granted) and decision.quorum_met:
             request.rollback_state = RollbackState.APPROVED
         session.flush()
-        return ApprovalOutcome(request, decision, state_before)
+        return ApprovalOutcome(request, decision, state_before, checked.revoked)
 
 
 ROLLBACK_PLAY = Play(

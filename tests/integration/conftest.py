@@ -34,7 +34,7 @@ def running_bot(
     redis_url = redis_db_url(REDIS_DBS[kind])
     redis.Redis.from_url(redis_url).flushdb()
     slack, gitlab, audit = FakeSlack().start(), FakeGitLab().start(), FakeAuditApi().start()
-    seed_users(slack)
+    seed_users(slack, gitlab)
     env = bot_env(workdir, slack, gitlab, database_url, redis_url)
     env["AUDIT_API_URL"] = audit.url
     env.update(extra_env or {})
@@ -64,7 +64,7 @@ def live(bot: Bot) -> Iterator[Bot]:
     """The running bot with fresh fake state; fails if a fake saw an unexpected call."""
     bot.slack.reset()
     bot.gitlab.reset()
-    seed_users(bot.slack)
+    seed_users(bot.slack, bot.gitlab)
     yield bot
     assert not bot.slack.unexpected, bot.slack.unexpected
     assert not bot.gitlab.unexpected, bot.gitlab.unexpected

@@ -270,7 +270,16 @@ def bot_env(
     )
 
 
-def seed_users(slack: FakeSlack) -> None:
-    for user_id, (name, email) in USERS.items():
+# GitLab user ids of the same people (bob and ravi as the pipeline events name them).
+GITLAB_IDS = {"bob": 7, "ravi": 8}
+
+
+def seed_users(slack: FakeSlack, gitlab: FakeGitLab | None = None) -> None:
+    """The people in Slack and, with the same handle and e-mail, in GitLab: each GitLab user
+    shows their e-mail as public (verified) e-mail, as a normal team would have it."""
+    for number, (user_id, (name, email)) in enumerate(USERS.items()):
         slack.add_user(user_id, name, email, real_name=name.title())
+        if gitlab is not None:
+            gitlab_id = GITLAB_IDS.get(name, 20 + number)
+            gitlab.users.add(gitlab_id, name, name.title(), public_email=email)
     slack.set_usergroup("S0RELEASE", ["U0GROUP01"])

@@ -57,7 +57,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     (secrets / "signing_key").write_text(SIGNING_TOKEN + "\n")
     redis.Redis.from_url(REDIS_URL).flushdb()
     slack, gitlab = FakeSlack().start(), FakeGitLab().start()
-    seed_users(slack)
+    seed_users(slack, gitlab)
     env = bot_env(workdir, slack, gitlab, f"sqlite:///{workdir}/approvals.db", REDIS_URL)
     del env["GITLAB_TOKEN"]
     env["GITLAB_TOKEN_FILE"] = str(secrets / "gitlab_token")

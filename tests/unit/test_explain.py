@@ -86,3 +86,52 @@ def test_rollback_is_explained_under_the_rollback_policy(
     )
     assert code == 1
     assert "may not approve this rollback because you triggered this pipeline" in out
+
+
+def test_each_person_behind_the_change_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = explain(
+        capsys,
+        *("--project", "fintech/payments-api", "--user", "U0RM00001"),
+        *("--triggered-by", "zed", "--author-email", "rita@laptop.example"),
+    )
+    assert code == 1
+    assert "triggerer: zed: unknown: map GitLab user 'zed' in identities" in out
+    assert "commit_author: rita@laptop.example: unknown: map the e-mail" in out
+    assert "`zed: <their Slack user ID>`" in out  # the verdict says what to add
+
+
+def test_identities_are_matched_in_any_case(capsys: pytest.CaptureFixture[str]) -> None:
+    """The fixture maps `Ravi` (capital R) and `alice`."""
+    code, out = explain(
+        capsys,
+        *("--project", "fintech/payments-api", "--user", "U0RM00001"),
+        *("--triggered-by", "RAVI", "--author", "Alice"),
+    )
+    assert code == 0
+    assert "triggerer: RAVI: different (identities ties them to U0RM00002)" in out
+    assert "commit_author: Alice: different (identities ties them to U0DEV0001)" in out
+    code, out = explain(
+        capsys,
+        *("--project", "fintech/payments-api", "--user", "U0RM00002", "--triggered-by", "ravi"),
+    )
+    assert code == 1
+    assert "triggerer: ravi: same person as U0RM00002" in out
+
+
+@pytest.mark.parametrize("email", ["", "[REDACTED]", "rita+x@example.com"])
+def test_a_commit_email_never_proves_someone_else(
+    capsys: pytest.CaptureFixture[str], email: str
+) -> None:
+    code, out = explain(
+        capsys,
+        *("--project", "fintech/payments-api", "--user", "U0RM00001"),
+        *("--user-email", "rita@example.com", "--author-email", email),
+    )
+    assert code == 1
+    assert "MAY NOT APPROVE" in out
+
+
+def test_people_not_given_are_not_judged(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = explain(capsys, "--project", "fintech/payments-api", "--user", "U0RM00001")
+    assert code == 0
+    assert "triggerer: not given" in out

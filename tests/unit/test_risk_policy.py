@@ -47,8 +47,12 @@ gates:
           - role: compliance-officer
             count: 1
 """
-TRIGGERER = ChangePerson("triggerer", username="ravi", email="ravi@example.com")
-PEOPLE = [TRIGGERER, ChangePerson("commit_author", email="alice@example.com")]
+# Tied to Slack users, as bot.identity_lookup ties them through their verified e-mails.
+TRIGGERER = ChangePerson(
+    "triggerer", username="ravi", email="ravi@example.com", slack_ids=frozenset({"U0RM00002"})
+)
+AUTHOR = ChangePerson("commit_author", email="alice@example.com", slack_ids=frozenset({"U0DEV01"}))
+PEOPLE = [TRIGGERER, AUTHOR]
 
 
 def gate(text: str = POLICY) -> Gate:
