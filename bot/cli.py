@@ -226,7 +226,8 @@ def policy_explain(args: argparse.Namespace) -> int:
         facts={"migration_risk": args.migration_risk, "failed_jobs": args.failed_jobs},
         rollback=args.rollback,
     )
-    return explain(load_policy(path), question, sys.stdout)
+    # The explanation needs no webhook secret: their variables need not be set here.
+    return explain(load_policy(path, read_webhook_secrets=False), question, sys.stdout)
 
 
 def config_check(path: Path | None, out: TextIO = sys.stdout) -> int:
