@@ -19,6 +19,7 @@ import pytest
 from bot.simulators.gitlab_events import build
 from tests.integration.conftest import running_bot
 from tests.integration.harness import FIXTURES, WEBHOOK_SECRET, Bot, request_id_of, wait_until
+from tests.integration.wallet import thread_replies
 
 pytestmark = pytest.mark.integration
 
@@ -252,6 +253,40 @@ def test_a_forged_bypass_event_raises_no_alert(live: Bot) -> None:
     wait_until(lambda: ledger_kinds(live, job_id) == ["bypass"], 15, "the bypass record")
     texts = admin_alerts(live, "bypassed")
     assert len([t for t in texts if f"#{genuine['object_attributes']['id']}" in t]) == 1
+
+
+def test_a_forged_deployment_fact_offers_no_rollback(live: Bot) -> None:
+    n = next(_ids)
+    gate = 1_800_000 + n * 10
+    extra = [
+        build(gate + 2, "post-deploy", "verify", "created"),
+        build(gate + 5, "rollback:production", "rollback", "manual", when="manual"),
+    ]
+    event = fresh(
+        live,
+        project_id=390,
+        project_path="fintech/wallet-trust",
+        pipeline_id=180_000 + n,
+        gate_job_id=gate,
+        extra_builds=extra,
+    )
+    request_id = opened(live, event, WALLET_SECRET, "C0WALLET")
+    approve(live, request_id, RM, "U0DBA0001")  # evidence unavailable: a DBA too
+    live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+    done = {"compliance-gate": "success", "deploy-production": "success", "post-deploy": "failed"}
+    forged = copy.deepcopy(event)
+    forged["object_attributes"]["status"] = "failed"
+    forged["builds"] = [{**b, "status": done.get(b["name"], b["status"])} for b in event["builds"]]
+    assert live.webhook(forged, token=WALLET_SECRET).status_code == 202
+    live.gitlab.wait_for("GET", rf"/pipelines/{180_000 + n}/jobs", timeout=15)
+    approve(live, request_id, "U0RM00002")  # the worker runs one job at a time: it is done
+    assert thread_replies(live, "Roll back") == []
+
+    # Once GitLab shows it, the same facts are acted on: the forged ones did not use them up.
+    for job in forged["builds"]:
+        live.gitlab.job(job["id"])["status"] = job["status"]
+    assert live.webhook(forged, token=WALLET_SECRET).status_code == 202
+    wait_until(lambda: thread_replies(live, "Smoke test"), 15, "the smoke-test alert")
 
 
 # --- per-project webhook secrets ---------------------------------------------------------
