@@ -173,11 +173,12 @@ def reconcile_command(runtime: Runtime, since: str | None, environment: str) -> 
     since_iso = _parse_since(since)
     set_runtime(runtime)
     for event in reconcile.missing_requests(runtime):
-        request_id = jobs.open_request(event)
-        print(
-            f"opened request {request_id} for {event['project_path']} "
-            f"pipeline #{event['pipeline_id']} job {event['job_id']}"
-        )
+        request_id = jobs.open_request(event)  # asks GitLab for the job again first
+        what = f"{event['project_path']} pipeline #{event['pipeline_id']} job {event['job_id']}"
+        if request_id is None:
+            print(f"opened no request for {what}: GitLab no longer shows it waiting")
+        else:
+            print(f"opened request {request_id} for {what}")
     checks = reconcile.check_deployments(runtime, since_iso, environment)
     unsigned = [c for c in checks if not c.signed_off]
     for check in checks:
@@ -227,7 +228,8 @@ def policy_explain(args: argparse.Namespace) -> int:
         facts={"migration_risk": args.migration_risk, "failed_jobs": args.failed_jobs},
         rollback=args.rollback,
     )
-    return explain(load_policy(path), question, sys.stdout)
+    # The explanation needs no webhook secret: their variables need not be set here.
+    return explain(load_policy(path, read_webhook_secrets=False), question, sys.stdout)
 
 
 def config_check(path: Path | None, out: TextIO = sys.stdout) -> int:

@@ -4,7 +4,7 @@ succeeded, or the post-deploy smoke test failed. Pure: the edge queues what this
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from bot.events import PLAYED_JOB, Build, JobEvent, PipelineEvent, deploy_after
 from bot.policy import Gate, Policy
@@ -23,6 +23,8 @@ class DeployEvent(TypedDict):
     fact: DeployFact
     job_name: str
     environment: str | None
+    # The projects the webhook's secret may speak for (bot.policy_secrets.Scope.to_json).
+    scope: NotRequired[dict[str, Any]]
 
 
 def deploy_key(event: DeployEvent) -> str:

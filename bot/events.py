@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict, TypeVar
+import hashlib
+import json
+from typing import Annotated, Any, NotRequired, TypedDict, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -126,6 +128,28 @@ class GateEvent(TypedDict):
     triggered_by_name: str | None
     triggered_by_email: str | None
     environment: str | None
+    # On events from a webhook: the projects the secret it carried may speak for
+    # (bot.policy_secrets.Scope.to_json); never the secret itself.
+    scope: NotRequired[dict[str, Any]]
+
+
+# Per gate job and claimed identity, the last status seen (`{pipeline}/{job}`): GitLab's
+# repeated events for the same state are duplicates. The claimed identity is part of the
+# key, so a forged event (other path, name, pipeline, ref or sha) never makes the genuine
+# one a duplicate; the worker resets the status to GitLab's when a claimed one is false.
+GATE_KEY = "approval-bot:gate:{}:{}:{}"
+GATE_TTL_S = 90 * 24 * 3600
+
+
+def gate_key(event: GateEvent) -> str:
+    claimed = [event["project_path"], event["job_name"], event["pipeline_id"]]
+    claimed += [event["ref"], event["sha"]]
+    digest = hashlib.sha256(json.dumps(claimed).encode()).hexdigest()[:16]
+    return GATE_KEY.format(event["project_id"], event["job_id"], digest)
+
+
+def gate_status(pipeline_status: str, job_status: str) -> str:
+    return f"{pipeline_status}/{job_status}"
 
 
 class JobCommit(_Model):

@@ -1,8 +1,8 @@
 """GitLab API client: the few calls the bot makes, with timeouts and named errors.
 
 Playing the gate is the one call that must happen at most once, so it never relies on
-blind HTTP retries: `play_once` asks GitLab for the job's status before each attempt and
-stops as soon as the job is no longer `manual`.
+blind HTTP retries: `play_once` reads the job before each attempt, stops as soon as it is
+no longer `manual`, and plays nothing when it is no longer the job that was approved.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ from typing import TypeVar
 import gitlab
 import requests
 from gitlab.exceptions import GitlabError
+
+from bot.gate_facts import (
+    ApprovedJob,
+    JobFacts,
+    ProjectFacts,
+    UnexpectedAnswer,
+    job_facts,
+    project_facts,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +57,18 @@ class GitLabPermissionError(GitLabError):
     """The bot's token may not do this (401/403): an admin must fix the token or protection."""
 
 
+class GitLabNotFound(GitLabError):
+    """404: no such project, or no such job in that project."""
+
+
+class JobChanged(GitLabError):
+    """Right before the play, the job was no longer the one approved (renamed, moved)."""
+
+    def __init__(self, changes: list[str]) -> None:
+        super().__init__("; ".join(changes))
+        self.changes = changes
+
+
 @dataclass(frozen=True)
 class PlayResult:
     """`played` is True when this bot's play took effect; `status` is the job's last status."""
@@ -66,6 +87,8 @@ def _translate(exc: Exception, what: str) -> GitLabError:
         return GitLabPermissionError(f"{what}: HTTP {code} (check the bot's GitLab token)")
     if code == 400 and "play" in what:
         return JobNotPlayable(f"{what}: HTTP 400")
+    if code == 404:
+        return GitLabNotFound(f"{what}: HTTP 404")
     return GitLabError(f"{what}: HTTP {code}")
 
 
@@ -80,12 +103,30 @@ class GitLabClient:
         """The python-gitlab client, for the read-only calls in bot.gitlab_reads."""
         return self._gl
 
-    def job_status(self, project_id: int, job_id: int) -> str:
+    def job(self, project_id: int, job_id: int) -> JobFacts:
+        """`GET /projects/:id/jobs/:job_id`: the job, its pipeline, commit and user."""
+        found = self._get(f"/projects/{project_id}/jobs/{job_id}", f"get job {job_id}")
         try:
-            job = self._gl.projects.get(project_id, lazy=True).jobs.get(job_id)
+            return job_facts(found)
+        except UnexpectedAnswer as exc:
+            raise GitLabError(f"get job {job_id}: {exc}") from None
+
+    def project(self, project_id: int) -> ProjectFacts:
+        """`GET /projects/:id`: the project's path and address."""
+        found = self._get(f"/projects/{project_id}", f"get project {project_id}")
+        try:
+            return project_facts(found)
+        except UnexpectedAnswer as exc:
+            raise GitLabError(f"get project {project_id}: {exc}") from None
+
+    def job_status(self, project_id: int, job_id: int) -> str:
+        return self.job(project_id, job_id).status
+
+    def _get(self, path: str, what: str) -> object:
+        try:
+            return self._gl.http_get(path)
         except (GitlabError, requests.RequestException) as exc:
-            raise _translate(exc, f"get job {job_id}") from None
-        return str(job.status)
+            raise _translate(exc, what) from None
 
     def play_job(self, project_id: int, job_id: int) -> None:
         try:
@@ -169,26 +210,30 @@ def with_retries(
 
 def play_once(
     client: GitLabClient,
-    project_id: int,
-    job_id: int,
+    approved: ApprovedJob,
     resumed: bool = False,
     window_s: float = PLAY_RETRY_WINDOW_S,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PlayResult:
-    """Play a manual job at most once, retrying transient errors for `window_s` seconds.
+    """Play the approved manual job at most once, retrying transient errors for `window_s`.
 
     A play whose answer was lost (timeout, 5xx) may still have happened, so every attempt
-    starts by asking GitLab: once the job is no longer `manual`, our attempt took effect.
+    starts by reading the job: once it is no longer `manual`, our attempt took effect.
     `resumed` says an earlier worker of ours may already have played it (crash recovery).
-    A 400 Unplayable is retried too: the next status check tells what happened.
+    A 400 Unplayable is retried too: the next read tells what happened. A job that is no
+    longer the one approved (another name, pipeline or project) raises JobChanged, unplayed.
     """
     attempted = resumed
+    project_id, job_id = approved.project_id, approved.job_id
 
     def attempt() -> PlayResult:
         nonlocal attempted
-        status = client.job_status(project_id, job_id)
-        if status != "manual":
-            return PlayResult(played=attempted and status in STARTED, status=status)
+        job = client.job(project_id, job_id)
+        changes = approved.changes(job)
+        if changes:
+            raise JobChanged(changes)
+        if job.status != "manual":
+            return PlayResult(played=attempted and job.status in STARTED, status=job.status)
         attempted = True
         client.play_job(project_id, job_id)
         return PlayResult(played=True, status="pending")

@@ -32,6 +32,10 @@ COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
         ("outcome",),
         "Roll back clicks and deployment facts handled by the worker, by outcome",
     ),
+    "webhook_refusals_total": (
+        ("reason",),
+        "Webhook claims the worker refused after asking GitLab (mismatch, not_found, out_of_scope)",
+    ),
 }
 
 

@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -35,6 +35,8 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from bot.identity import mapped_user
 from bot.policy_checks import Found, RuleSet, check_identity_keys, check_rule_sets
+from bot.policy_secrets import KEY as WEBHOOK_SECRETS_KEY
+from bot.policy_secrets import WebhookKeys, WebhookSecret, read_secrets
 from bot.policy_yaml import Loc, describe_value, format_loc, parse_yaml, shown_value
 from bot.risk import DEFAULT_FINANCIAL_TABLES, DEFAULT_MIGRATION_PATHS
 
@@ -294,6 +296,8 @@ class Policy(_Model):
     identities: dict[Name, UserId] = Field(default_factory=dict)
     gates: Annotated[tuple[Gate, ...], _non_empty("gate")]
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    # Per-project webhook secrets (bot.policy_secrets); their values are not part of it.
+    webhook_secrets: tuple[WebhookSecret, ...] = ()
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Self:
@@ -405,12 +409,14 @@ class LoadedPolicy:
     policy: Policy
     version: str  # SHA-256 hex digest of the file's exact bytes
     path: Path
+    # The secrets `webhook_secrets` names, read with the file (never shown).
+    webhook_keys: WebhookKeys = field(default_factory=WebhookKeys)
 
 
-def _model_at(loc: Loc) -> type[_Model]:
+def _model_at(loc: Loc) -> type[BaseModel]:
     """The model whose keys live at ``loc`` (to suggest the allowed ones)."""
     last = loc[-1] if loc else None
-    shapes: dict[object, type[_Model]] = {
+    shapes: dict[object, type[BaseModel]] = {
         "when": RiskWhen,
         "rollback": RollbackPolicy,
         "evidence": EvidenceSettings,
@@ -419,6 +425,8 @@ def _model_at(loc: Loc) -> type[_Model]:
         return Rule
     if len(loc) >= 2 and loc[-2] == "risk_rules":
         return RiskRule
+    if len(loc) == 2 and loc[0] == WEBHOOK_SECRETS_KEY:
+        return WebhookSecret
     if len(loc) == 2 and loc[0] in ("gates", "roles"):
         return Gate if loc[0] == "gates" else Role
     return shapes.get(last, Policy) if len(loc) > 1 or last == "evidence" else Policy
@@ -463,13 +471,22 @@ def _explain(err: ErrorDetails) -> tuple[Loc, Loc, str]:
 # --------------------------------------------------------------------------- loading
 
 
-def parse_policy(raw: bytes | str, path: str | Path = "<string>") -> LoadedPolicy:
-    """Validate policy text (``path`` is only used in messages and ``LoadedPolicy.path``)."""
+def parse_policy(
+    raw: bytes | str,
+    path: str | Path = "<string>",
+    environ: Mapping[str, str] | None = None,
+    read_webhook_secrets: bool = True,
+) -> LoadedPolicy:
+    """Validate policy text (``path`` is used in messages, as ``LoadedPolicy.path`` and as
+    the directory relative ``secret_file`` paths start from). The secrets of
+    ``webhook_secrets`` are read too (from ``environ``, default the process environment),
+    unless ``read_webhook_secrets`` is False (commands that never need them)."""
     data = raw.encode() if isinstance(raw, str) else raw
     file = str(path)
     parsed = parse_yaml(data)
     problems = [PolicyProblem(file, line, reason) for line, reason in parsed.problems]
     policy: Policy | None = None
+    keys = WebhookKeys()
     if parsed.data is not None or not problems:
         found: list[tuple[Loc, Loc, str]] = []
         try:
@@ -479,6 +496,11 @@ def parse_policy(raw: bytes | str, path: str | Path = "<string>") -> LoadedPolic
             # skip errors about values already reported as unreadable YAML
             found.extend(_explain(e) for e in errors if not parsed.is_broken(tuple(e["loc"])))
         found.extend(_raw_cross_checks(parsed.data))
+        if read_webhook_secrets and isinstance(parsed.data, dict):
+            keys, unread = read_secrets(
+                parsed.data.get(WEBHOOK_SECRETS_KEY), Path(path).parent, environ
+            )
+            found.extend((loc, loc, why) for loc, why in unread)
         for shown, line_loc, why in found:
             text = f"{format_loc(shown)}: {why}" if shown else why
             problems.append(PolicyProblem(file, parsed.line_of(line_loc), text))
@@ -486,10 +508,10 @@ def parse_policy(raw: bytes | str, path: str | Path = "<string>") -> LoadedPolic
         unique = list(dict.fromkeys(problems))
         unique.sort(key=lambda p: -1 if p.line is None else p.line)
         raise PolicyError(unique)
-    return LoadedPolicy(policy, hashlib.sha256(data).hexdigest(), Path(path))
+    return LoadedPolicy(policy, hashlib.sha256(data).hexdigest(), Path(path), keys)
 
 
-def load_policy(path: str | Path) -> LoadedPolicy:
+def load_policy(path: str | Path, read_webhook_secrets: bool = True) -> LoadedPolicy:
     """Read and validate the policy file; raise :class:`PolicyError` with all problems."""
     try:
         raw = Path(path).read_bytes()
@@ -498,4 +520,4 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     except OSError as exc:
         reason = f"cannot read the file: {exc.strerror or exc}"
         raise PolicyError([PolicyProblem(str(path), None, reason)]) from None
-    return parse_policy(raw, path)
+    return parse_policy(raw, path, read_webhook_secrets=read_webhook_secrets)

@@ -1,6 +1,7 @@
-"""The policy in force, and live reload: a changed file (also one replaced by a rename)
-is in force within seconds; SIGHUP forces a reload; an invalid file is refused, the old
-policy stays, and the listeners (admins in Slack, the log) are told why."""
+"""The policy in force, and live reload: a changed file (also one replaced by a rename, or a
+changed webhook secret file it names) is in force within seconds; SIGHUP forces a reload;
+an invalid file is refused, the old policy stays, and the listeners (admins in Slack, the
+log) are told why."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.logs import register_secrets
 from bot.policy import LoadedPolicy, PolicyError, load_policy, parse_policy
 
 log = logging.getLogger(__name__)
 
 WATCH_EVERY_S = 2.0
-Signature = tuple[int, int, int]
+Signature = tuple[tuple[int, int, int] | None, ...]
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,20 @@ ChangeListener = Callable[[Change], None]
 InvalidListener = Callable[[str, str], None]
 
 
-def _signature(path: str) -> Signature:
+def _stat(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     stat = os.stat(path)
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _signature(path: str, loaded: LoadedPolicy) -> Signature:
+    """The policy file's identity, then its webhook secret files' (None: unreadable)."""
+    files: list[tuple[int, int, int] | None] = []
+    for secret in loaded.webhook_keys.files:
+        try:
+            files.append(_stat(secret))
+        except OSError:
+            files.append(None)
+    return (_stat(path), *files)
 
 
 class PolicyHolder:
@@ -44,8 +57,9 @@ class PolicyHolder:
         self.path = path
         self._lock = threading.Lock()
         self._loaded = load_policy(path)  # raises PolicyError: refuse to start
+        register_secrets(self._loaded.webhook_keys.values())
         self._text = self._loaded.path.read_text(encoding="utf-8", errors="replace")
-        self._signature = _signature(path)
+        self._signature = _signature(path, self._loaded)
         self._refused: str | None = None
         self.reload_requested = threading.Event()
         self.on_change: list[ChangeListener] = []
@@ -70,7 +84,7 @@ class PolicyHolder:
         forced = self.reload_requested.is_set()
         self.reload_requested.clear()
         try:
-            signature = _signature(self.path)
+            signature = _signature(self.path, self.current)
             if signature == self._signature and not forced:
                 return None
             with open(self.path, "rb") as handle:
@@ -82,14 +96,18 @@ class PolicyHolder:
         try:
             loaded = parse_policy(raw, self.path)
         except PolicyError as exc:
-            self._refuse(hashlib.sha256(raw).hexdigest(), str(exc))
+            # Keyed by content and secret files: a fixed secret file is a new attempt.
+            refused = hashlib.sha256(raw + repr(signature).encode()).hexdigest()
+            self._refuse(refused, str(exc))
             return None
+        register_secrets(loaded.webhook_keys.values())
         with self._lock:
             old, old_text = self._loaded, self._text
             self._refused = None
-            if loaded.version == old.version:
+            if loaded.version == old.version and loaded.webhook_keys == old.webhook_keys:
                 return None
             self._loaded = loaded
+            self._signature = _signature(self.path, loaded)
             self._text = raw.decode("utf-8", errors="replace")
         log.info("policy reloaded: version %s (was %s)", loaded.version[:12], old.version[:12])
         change = Change(old, loaded, old_text, self.text)

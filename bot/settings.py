@@ -103,6 +103,19 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("GITLAB_WEBHOOK_SECRET")
+    @classmethod
+    def _rotation(cls, value: SecretStr) -> SecretStr:
+        if not all(part.strip() for part in value.get_secret_value().split(",")):
+            raise ValueError("holds an empty value between commas (old,new during a rotation)")
+        return value
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """GITLAB_WEBHOOK_SECRET's values: one, or two (old,new) during a rotation."""
+        text = self.GITLAB_WEBHOOK_SECRET.get_secret_value()
+        return tuple(part.strip() for part in text.split(","))
+
     @field_validator("GITLAB_WEBHOOK_SIGNING_KEY")
     @classmethod
     def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -131,6 +144,7 @@ class Settings(BaseSettings):
             )
             if secret is not None
         ]
+        values += self.webhook_secrets  # each value of a rotation on its own
         key = self.GITLAB_WEBHOOK_SIGNING_KEY
         if key is not None:  # also the bare base64 part of `whsec_…`
             values.append(key.get_secret_value().removeprefix(SIGNING_KEY_PREFIX))

@@ -22,15 +22,11 @@ ALERT = (
 )
 
 
-def check(rt: Runtime, event: GateEvent, request: ApprovalRequest | None) -> str:
-    """Called for each played-looking status of a gate job (pending, running, success …)."""
-    if request is not None and request.state in OURS:
+def check(rt: Runtime, status: str, request: ApprovalRequest) -> str:
+    """GitLab shows the gate job played (`status`: pending, running, success …)."""
+    if request.state in OURS:
         return "played-by-us"
-    if request is None:
-        request = _record_unseen_gate(rt, event)
-        if request is None:
-            return "no-gate"
-    recorded, entry = store.record_bypass(rt.db, request.id, event["job_status"])
+    recorded, entry = store.record_bypass(rt.db, request.id, status)
     if entry is None:
         return "bypass-known"
     log.error(
@@ -38,23 +34,24 @@ def check(rt: Runtime, event: GateEvent, request: ApprovalRequest | None) -> str
         recorded.project_path,
         recorded.pipeline_id,
         recorded.job_id,
-        event["job_status"],
+        status,
         entry.sequence,
     )
     announce(rt, recorded, None)
-    _alert(rt, recorded, event["job_status"])
+    _alert(rt, recorded, status)
     return "bypass"
 
 
-def _record_unseen_gate(rt: Runtime, event: GateEvent) -> ApprovalRequest | None:
-    """A gate that ran before the bot ever saw it waiting: keep a (closed) request for it."""
+def check_unseen(rt: Runtime, facts: GateEvent) -> str:
+    """A gate GitLab shows played before the bot ever saw it waiting (`facts`: GitLab's):
+    keep a (closed) request for it, and record the bypass."""
     loaded = rt.policy.current
-    gate = loaded.policy.gate_for(event["project_path"], event["job_name"])
+    gate = loaded.policy.gate_for(facts["project_path"], facts["job_name"])
     if gate is None:
-        return None
-    fields = request_fields(event, gate, loaded.version, RequestState.CLOSED)
+        return "no-gate"
+    fields = request_fields(facts, gate, loaded.version, RequestState.CLOSED)
     request, _ = store.create(rt.db, fields)
-    return request
+    return check(rt, facts["job_status"], request)
 
 
 def _alert(rt: Runtime, request: ApprovalRequest, status: str) -> None:

@@ -8,10 +8,11 @@ from typing import Any
 from bot import approvals, audit
 from bot.admins import tell_admins_once
 from bot.approvals import Counted, Denied
-from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
+from bot.events import FINISHED_PIPELINE, GateEvent
 from bot.evidence import gate_for_request
 from bot.evidence_gather import Target, gather
-from bot.gitlab import GitLabError, GitLabTransientError, play_once, with_retries
+from bot.gate_facts import disagreements
+from bot.gitlab import GitLabError, GitLabTransientError, JobChanged, play_once, with_retries
 from bot.gitlab_reads import GitLabReads
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
@@ -20,7 +21,7 @@ from bot.slack_text import escape
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import bypass, quorum, writeback
+from workers import confirm, quorum, writeback
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -52,6 +53,7 @@ JOB_MOVED_ON = "The gate job is no longer waiting in GitLab (status: {status}); 
 PIPELINE_FINISHED = "The pipeline finished ({status}) before the request was decided."
 SUPERSEDED_BY = "Superseded by pipeline #{pipeline}: approve that one instead."
 SUPERSEDED_BY_LINK = "Superseded by pipeline <{url}|#{pipeline}>: approve that one instead."
+NOT_WAITING = "gate job %s of %s is not waiting in GitLab (%s/%s): no request opened"
 PLAY_REFUSED_ADMIN = (
     ":warning: GitLab refused to play the approved gate of {project} pipeline #{pipeline} "
     "({error}). Give the bot's GitLab user permission to run the gate job."
@@ -75,8 +77,30 @@ CANCEL_WINDOW_S = 30.0
 
 
 def open_request(event: GateEvent) -> str | None:
-    """Create the request for a gate job (once) and post it to Slack (once it has no message)."""
+    """A webhook (or the reconciliation) says a gate job waits: take the facts from GitLab,
+    then create its request (once) and post it to Slack (once it has no message)."""
     rt = runtime()
+    known = store.find_for_job(rt.db, event["project_id"], event["job_id"])
+    if known is not None and not disagreements(event, confirm.request_claims(known)):
+        return known.id  # GitLab's facts were read when it opened
+    facts = confirm.gate_facts_for(rt, event)
+    if facts is None:
+        return None
+    if facts["job_status"] != "manual" or facts["pipeline_status"] in FINISHED_PIPELINE:
+        confirm.note_status(rt, event, facts["pipeline_status"], facts["job_status"])
+        log.info(
+            NOT_WAITING,
+            facts["job_id"],
+            facts["project_path"],
+            facts["pipeline_status"],
+            facts["job_status"],
+        )
+        return None
+    return open_confirmed(rt, facts)
+
+
+def open_confirmed(rt: Runtime, event: GateEvent) -> str | None:
+    """Create the request for a gate job GitLab shows waiting (`event`: GitLab's facts)."""
     loaded = rt.policy.current
     gate = loaded.policy.gate_for(event["project_path"], event["job_name"])
     if gate is None:
@@ -261,8 +285,7 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
     try:
         result = play_once(
             rt.gitlab,
-            before.project_id,
-            before.job_id,
+            confirm.approved_job(before),
             # An earlier claim may have played it before its answer was lost.
             resumed=before.play_claimed_at is not None,
             window_s=rt.settings.play_retry_window,
@@ -270,6 +293,8 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
     except GitLabTransientError:
         store.release_play(rt.db, request_id)
         raise  # RQ retries the job; the next run asks GitLab again before playing
+    except JobChanged as exc:
+        return confirm.job_changed(rt, before, exc)
     except GitLabError as exc:
         closed = store.close(rt.db, request_id, RequestState.CLOSED, PLAY_REFUSED.format(error=exc))
         if closed is not None:
@@ -364,28 +389,10 @@ def notify(payload: dict[str, Any]) -> None:
 
 
 def pipeline_update(event: GateEvent) -> str:
-    """A later status of a gated pipeline: close a pending request the pipeline moved past."""
-    rt = runtime()
-    request = store.find_for_job(rt.db, event["project_id"], event["job_id"])
-    if event["job_status"] in PLAYED_JOB:
-        return bypass.check(rt, event, request)
-    if request is None:
-        if event["job_status"] == "manual" and event["pipeline_status"] not in FINISHED_PIPELINE:
-            open_request(event)
-            return "opened"
-        return "no-request"
-    if request.state != RequestState.PENDING:
-        return "not-pending"
-    if event["pipeline_status"] in FINISHED_PIPELINE:
-        reason = PIPELINE_FINISHED.format(status=event["pipeline_status"])
-    elif event["job_status"] != "manual":
-        reason = JOB_MOVED_ON.format(status=event["job_status"])
-    else:
-        return "still-waiting"
-    closed = store.close(rt.db, request.id, RequestState.CLOSED, reason, (RequestState.PENDING,))
-    if closed is not None:
-        announce(rt, closed, None)
-    return "closed"
+    """Jobs queued by an earlier version under this name: see workers.status."""
+    from workers.status import pipeline_update as update
+
+    return update(event)
 
 
 def expire(rt: Runtime, request: ApprovalRequest) -> None:

@@ -11,7 +11,8 @@ from bot.approvals import Denied
 from bot.blocks import role_mentions
 from bot.deploy_events import DeployEvent, deploy_key
 from bot.evidence import gate_for_request
-from bot.gitlab import GitLabError, GitLabTransientError, play_once
+from bot.gate_facts import ApprovedJob
+from bot.gitlab import GitLabError, GitLabTransientError, JobChanged, play_once
 from bot.gitlab_reads import GitLabReads
 from bot.policy import Gate
 from bot.rollback_blocks import Kind, rollback_message
@@ -21,7 +22,7 @@ from bot.store import queries, rollbacks
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
-from workers import quorum
+from workers import confirm, quorum
 from workers.context import runtime
 from workers.jobs import deliver_audit
 from workers.support import approver_dicts, clicked_request, counted, judging, tell
@@ -52,6 +53,9 @@ def deployment_update(event: DeployEvent) -> str:
         # the edge take the same fact again from a later event of this pipeline.
         rt.redis.delete(deploy_key(event))
         return "no-played-gate"
+    if not confirm.deploy_confirmed(rt, request, event):
+        rt.redis.delete(deploy_key(event))  # GitLab's own event for it must still count
+        return "not-confirmed"
     deployed_elsewhere = (
         event["fact"] == "deployed"
         and event["environment"] is not None
@@ -147,16 +151,20 @@ def finish_rollback(rt: Runtime, request_id: str) -> str:
     result = None
     if job_id is not None:
         try:
+            approved = ApprovedJob(
+                before.project_id, job_id, name, before.pipeline_id, before.project_url
+            )
             result = play_once(
                 rt.gitlab,
-                before.project_id,
-                job_id,
+                approved,
                 resumed=before.rollback_claimed_at is not None,
                 window_s=rt.settings.play_retry_window,
             )
         except GitLabTransientError:
             rollbacks.release(rt.db, request_id)
             raise  # RQ retries; the next run asks GitLab before playing
+        except JobChanged as exc:
+            confirm.rollback_job_changed(rt, before, job_id, exc)
         except GitLabError as exc:
             log.error("rollback of %s refused by GitLab: %s", request_id, exc)
     if job_id is None or result is None or not result.played:

@@ -132,7 +132,7 @@ def _person(body: dict[str, Any], name: str) -> Person:
 
 def _people(policy_path: Path) -> list[dict[str, Any]]:
     try:
-        policy = load_policy(policy_path).policy
+        policy = load_policy(policy_path, read_webhook_secrets=False).policy
     except PolicyError:
         policy = None
     return [
@@ -147,7 +147,7 @@ def _people(policy_path: Path) -> list[dict[str, Any]]:
 def _projects(policy_path: Path) -> list[str]:
     """A concrete project path for each gate of the policy in force (globs filled in)."""
     try:
-        gates = load_policy(policy_path).policy.gates
+        gates = load_policy(policy_path, read_webhook_secrets=False).policy.gates
     except PolicyError:
         return []
     seen: list[str] = []

@@ -27,6 +27,7 @@ from bot.simulators.gitlab_entities import (
     job_json,
     pipeline_json,
     project_json,
+    user_json,
 )
 from bot.simulators.gitlab_repository import FakeCommit, FakeRepository, RawText, RepositoryNotFound
 from bot.simulators.gitlab_users import GitLabUsers
@@ -166,12 +167,25 @@ class FakeGitLab(FakeServer):
         return job
 
     def seed_from_event(self, event: dict[str, Any]) -> None:
-        """Mirror a Pipeline Hook payload (bot.simulators.gitlab_events)."""
+        """Mirror a Pipeline Hook payload (bot.simulators.gitlab_events): the API then
+        answers the facts the event states (project, pipeline, ref, sha, commit, users)."""
         attrs, project = event["object_attributes"], event["project"]
         self.add_project(project["id"], project["path_with_namespace"])
-        self.add_pipeline(project["id"], attrs["id"], attrs["status"], attrs["ref"], attrs["sha"])
+        user = user_json(event.get("user"), self.url)
+        pipeline = self.add_pipeline(
+            project["id"], attrs["id"], attrs["status"], attrs["ref"], attrs["sha"], user=user
+        )
+        commit = event.get("commit") or {}
+        author = commit.get("author") or {}
+        for key, value in (
+            ("commit_title", commit.get("title")),
+            ("author_name", author.get("name")),
+            ("author_email", author.get("email")),
+        ):
+            if value is not None:
+                pipeline[key] = value
         for build in event["builds"]:
-            self.add_job(
+            job = self.add_job(
                 project["id"],
                 attrs["id"],
                 build["id"],
@@ -181,6 +195,29 @@ class FakeGitLab(FakeServer):
                 when=build["when"],
                 allow_failure=build["allow_failure"],
             )
+            job["user"] = user_json(build.get("user") or event.get("user"), self.url)
+
+    def seed_from_job_event(self, event: dict[str, Any]) -> None:
+        """Mirror a Job Hook payload: its project, pipeline (unless known) and job."""
+        project, commit = event["project"], event.get("commit") or {}
+        if event["project_id"] not in self.projects:
+            self.add_project(event["project_id"], project["path_with_namespace"])
+        if event["pipeline_id"] not in self.pipelines:
+            status = commit.get("status") or "running"
+            self.add_pipeline(
+                event["project_id"], event["pipeline_id"], status, event["ref"], event["sha"]
+            )
+        job = self.add_job(
+            event["project_id"],
+            event["pipeline_id"],
+            event["build_id"],
+            event["build_name"],
+            event["build_status"],
+            event["build_stage"],
+            when="manual",
+            allow_failure=event.get("build_allow_failure", False),
+        )
+        job["user"] = user_json(event.get("user"), self.url)
 
     def add_deployment(
         self,

@@ -31,6 +31,7 @@ BOT_USER: dict[str, Any] = {
     "locked": False,
     "avatar_url": None,
     "web_url": "https://gitlab.example.com/approval-bot",
+    "public_email": "",
     "bot": True,
 }
 
@@ -42,7 +43,26 @@ DEFAULT_USER: dict[str, Any] = {
     "locked": False,
     "avatar_url": None,
     "web_url": "https://gitlab.example.com/bob",
+    "public_email": "",
 }
+
+
+def user_json(hook_user: dict[str, Any] | None, base_url: str) -> dict[str, Any]:
+    """The API's user (Entities::User) for a webhook's user: its e-mail there is the user's
+    public e-mail, or "[REDACTED]" when they have none (User#webhook_email)."""
+    if not hook_user:
+        return dict(DEFAULT_USER)
+    email = hook_user.get("email")
+    return {
+        "id": hook_user.get("id", 7),
+        "username": hook_user["username"],
+        "name": hook_user["name"],
+        "state": "active",
+        "locked": False,
+        "avatar_url": hook_user.get("avatar_url"),
+        "web_url": f"{base_url}/{hook_user['username']}",
+        "public_email": email if email and email != "[REDACTED]" else "",
+    }
 
 
 def iso(ts: str | None) -> str | None:
@@ -211,11 +231,11 @@ def job_json(
             "parent_ids": [pipeline.get("before_sha", "0" * 40)],
             "title": pipeline.get("commit_title", "Add payment retries"),
             "message": pipeline.get("commit_title", "Add payment retries") + "\n",
-            "author_name": "Alice Author",
-            "author_email": "alice@example.com",
+            "author_name": pipeline.get("author_name", "Alice Author"),
+            "author_email": pipeline.get("author_email", "alice@example.com"),
             "authored_date": "2026-11-25T09:58:00.000+00:00",
-            "committer_name": "Alice Author",
-            "committer_email": "alice@example.com",
+            "committer_name": pipeline.get("author_name", "Alice Author"),
+            "committer_email": pipeline.get("author_email", "alice@example.com"),
             "committed_date": "2026-11-25T09:58:00.000+00:00",
             "trailers": {},
             "web_url": f"{base_url}/{path}/-/commit/{pipeline['sha']}",

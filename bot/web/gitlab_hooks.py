@@ -1,4 +1,6 @@
-"""POST /webhooks/gitlab: verify → size → JSON → ready? → is it a gate? → dedupe → enqueue."""
+"""POST /webhooks/gitlab: verify → size → JSON → in the token's scope? → ready? → is it a
+gate? → dedupe → enqueue. What a body says is only a claim: the worker confirms it with
+GitLab's API before acting on it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from bot import deploy_events
 from bot.deploy_events import DeployEvent
 from bot.events import (
     FINISHED_PIPELINE,
+    GATE_TTL_S,
     PLAYED_JOB,
     BadEvent,
     Build,
@@ -24,17 +27,19 @@ from bot.events import (
     PipelineEvent,
     gate_event,
     gate_jobs,
+    gate_key,
+    gate_status,
     job_gate_event,
     parse_job,
     parse_pipeline,
 )
-from bot.policy import Gate, Policy
+from bot.policy import Gate, LoadedPolicy, Policy
+from bot.policy_secrets import Scope, scope_of
 from bot.web.security import (
     WEBHOOK_ID,
     WEBHOOK_SIGNATURE,
     WEBHOOK_TIMESTAMP,
     gitlab_signature_ok,
-    gitlab_token_ok,
 )
 from bot.web.support import BodyTooLarge, Edge, answer, edge, error, parse_json, read_body
 from workers import queue as jobs
@@ -44,9 +49,9 @@ blueprint = Blueprint("gitlab", __name__)
 
 WEBHOOKS = Counter("approval_bot_webhooks_total", "GitLab webhooks by outcome", ["outcome"])
 DELIVERY_TTL_S = 7 * 24 * 3600
-GATE_TTL_S = 90 * 24 * 3600
 DELIVERY_KEY = "approval-bot:delivery:{}"
-GATE_KEY = "approval-bot:gate:{}:{}"
+UNAUTHORIZED = "missing or invalid X-Gitlab-Token"
+OUT_OF_SCOPE = "X-Gitlab-Token is not valid for this project"
 
 
 @dataclass
@@ -57,29 +62,27 @@ class Routing:
     duplicates: int = 0
     reasons: list[str] = field(default_factory=list)
     claimed: list[str] = field(default_factory=list)
+    # Gate keys whose earlier status must come back if the delivery is not taken.
+    restore: list[tuple[str, str]] = field(default_factory=list)
 
 
 @blueprint.post("/webhooks/gitlab")
 def gitlab_webhook() -> tuple[Response, int]:
     ctx = edge()
     settings = ctx.runtime.settings
-    if not gitlab_token_ok(
-        request.headers.get("X-Gitlab-Token"), settings.GITLAB_WEBHOOK_SECRET.get_secret_value()
-    ):
+    loaded = ctx.runtime.policy.current
+    scope = scope_of(
+        request.headers.get("X-Gitlab-Token"), settings.webhook_secrets, loaded.webhook_keys
+    )
+    if scope is None:
         log.info("webhook refused: missing or invalid X-Gitlab-Token")
-        return _count("unauthorized", error(401, "missing or invalid X-Gitlab-Token"))
+        return _count("unauthorized", error(401, UNAUTHORIZED))
     try:
         body = read_body(settings.MAX_BODY_BYTES)
     except BodyTooLarge:
         return _count("too_large", error(413, f"body larger than {settings.MAX_BODY_BYTES} bytes"))
     signing_key = settings.webhook_signing_key
-    if signing_key is not None and not gitlab_signature_ok(
-        body,
-        request.headers.get(WEBHOOK_ID),
-        request.headers.get(WEBHOOK_TIMESTAMP),
-        request.headers.get(WEBHOOK_SIGNATURE),
-        signing_key,
-    ):
+    if not _signed(body, signing_key):
         log.info("webhook refused: missing, invalid or stale webhook-signature")
         return _count("bad_signature", error(401, "missing, invalid or stale webhook-signature"))
     try:
@@ -90,9 +93,17 @@ def gitlab_webhook() -> tuple[Response, int]:
         return _count(
             "bad_request", error(400, "body must be a JSON object with a string object_kind")
         )
+    if not _speaks_for(payload, scope, loaded):
+        return _count("out_of_scope", error(401, OUT_OF_SCOPE))
     if not ctx.readiness.ready():
         return _count("unavailable", error(503, "not ready: Redis or the database is unavailable"))
-    policy = ctx.runtime.policy.current.policy
+    return _take(ctx, payload, loaded.policy, scope, signing_key is not None)
+
+
+def _take(
+    ctx: Edge, payload: dict[str, Any], policy: Policy, scope: Scope, signed: bool
+) -> tuple[Response, int]:
+    """An authentic event in the token's scope: what it leads to, queued once."""
     try:
         event = _parse(payload)
     except BadEvent as exc:
@@ -109,9 +120,37 @@ def gitlab_webhook() -> tuple[Response, int]:
     if isinstance(sightings, str) and not deploys:
         return _ignored(sightings)
     key = request.headers.get("Idempotency-Key")
-    if key is None and signing_key is not None:
+    if key is None and signed:
         key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
-    return _route(ctx, sightings if isinstance(sightings, list) else [], deploys, key)
+    found = sightings if isinstance(sightings, list) else []
+    return _route(ctx, found, deploys, key, scope)
+
+
+def _signed(body: bytes, signing_key: bytes | None) -> bool:
+    """GitLab's webhook signature, when a signing key is configured."""
+    return signing_key is None or gitlab_signature_ok(
+        body,
+        request.headers.get(WEBHOOK_ID),
+        request.headers.get(WEBHOOK_TIMESTAMP),
+        request.headers.get(WEBHOOK_SIGNATURE),
+        signing_key,
+    )
+
+
+def _speaks_for(payload: dict[str, Any], scope: Scope, loaded: LoadedPolicy) -> bool:
+    """May the secret this webhook carried speak for the project its body names?
+
+    (The worker checks the project GitLab names too: the body's path is only a claim.)"""
+    project = payload.get("project")
+    path = project.get("path_with_namespace") if isinstance(project, dict) else None
+    if not isinstance(path, str) or scope.allows(path, loaded.webhook_keys):
+        return True
+    log.warning(
+        "webhook refused: its X-Gitlab-Token (%s) is not valid for project %r",
+        scope.describe(),
+        path[:255],
+    )
+    return False
 
 
 @dataclass(frozen=True)
@@ -149,7 +188,11 @@ def _job_sightings(policy: Policy, event: JobEvent) -> list[Sighting] | str:
 
 
 def _route(
-    ctx: Edge, sightings: list[Sighting], deploys: list[DeployEvent], key: str | None
+    ctx: Edge,
+    sightings: list[Sighting],
+    deploys: list[DeployEvent],
+    key: str | None,
+    scope: Scope,
 ) -> tuple[Response, int]:
     redis = ctx.runtime.redis
     delivery = DELIVERY_KEY.format(key) if key else None
@@ -158,12 +201,14 @@ def _route(
         if delivery is not None and not redis.set(delivery, "1", nx=True, ex=DELIVERY_TTL_S):
             return _count("duplicate", answer(200, status="duplicate"))
         for sighting in sightings:
+            sighting.event["scope"] = scope.to_json()
             _route_gate(redis, ctx.queue, sighting, routing)
         for deploy in deploys:
+            deploy["scope"] = scope.to_json()
             _route_deploy(redis, ctx.queue, deploy, routing)
     except RedisError as exc:
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
-        _forget(redis, [*routing.claimed, *([delivery] if delivery else [])])
+        _forget(redis, [*routing.claimed, *([delivery] if delivery else [])], routing.restore)
         return _count("unavailable", error(503, "queue unavailable, please redeliver"))
     if routing.queued:
         return _count("queued", answer(202, status="queued", jobs=routing.queued))
@@ -175,37 +220,44 @@ def _route(
 def _route_gate(redis: Redis, queue: Queue, sighting: Sighting, routing: Routing) -> None:
     """Open a request for a waiting gate once; pass each later status change to the worker.
 
-    The per-gate key holds the last status seen, so GitLab's repeated events for the same
-    state are duplicates, and only real changes (cancelled, played behind the bot's back)
-    reach the worker.
+    The per-gate key (bot.events.gate_key) holds the last status seen, so GitLab's repeated
+    events for the same state are duplicates, and only changes (cancelled, played behind
+    the bot's back) reach the worker, which confirms them with GitLab before acting.
     """
     event = sighting.event
-    gate_key = GATE_KEY.format(event["project_id"], event["job_id"])
-    status = f"{event['pipeline_status']}/{event['job_status']}"
-    finished = event["pipeline_status"] in FINISHED_PIPELINE
-    if event["job_status"] == "manual" and not finished:
-        if not sighting.can_open:
-            routing.reasons.append("job events do not open requests; the pipeline event does")
-            return
-        if not redis.set(gate_key, status, nx=True, ex=GATE_TTL_S):
-            routing.duplicates += 1
-            return
-        routing.claimed.append(gate_key)
-        job_id = f"open-{event['project_id']}-{event['job_id']}"
-        routing.queued.append(jobs.enqueue(queue, jobs.OPEN_REQUEST, dict(event), job_id).id)
+    key = gate_key(event)
+    status = gate_status(event["pipeline_status"], event["job_status"])
+    waiting = event["job_status"] == "manual" and event["pipeline_status"] not in FINISHED_PIPELINE
+    if waiting and not sighting.can_open:
+        routing.reasons.append("job events do not open requests; the pipeline event does")
         return
-    raw = redis.get(gate_key)
-    previous = raw.decode() if isinstance(raw, bytes) else raw
-    if previous is None and event["job_status"] not in PLAYED_JOB:
+    if not waiting and event["job_status"] not in PLAYED_JOB and not redis.exists(key):
         routing.reasons.append(
             f"gate job {event['job_name']} is not waiting (status: {event['job_status']})"
         )
         return
+    previous = _swap(redis, key, status)
     if previous == status:
         routing.duplicates += 1
         return
-    redis.set(gate_key, status, ex=GATE_TTL_S)
-    routing.queued.append(jobs.enqueue(queue, jobs.PIPELINE_UPDATE, dict(event)).id)
+    if previous is None:
+        routing.claimed.append(key)
+    else:
+        routing.restore.append((key, previous))
+    if waiting:
+        job_id = f"open-{event['project_id']}-{event['job_id']}-{key.rsplit(':', 1)[1]}"
+        routing.queued.append(jobs.enqueue(queue, jobs.OPEN_REQUEST, dict(event), job_id).id)
+    else:
+        routing.queued.append(jobs.enqueue(queue, jobs.PIPELINE_UPDATE, dict(event)).id)
+
+
+def _swap(redis: Redis, key: str, status: str) -> str | None:
+    """Record `status` as the gate's last one; the one before it (atomic: GETSET)."""
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.getset(key, status)
+        pipe.expire(key, GATE_TTL_S)
+        raw = pipe.execute()[0]
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _route_deploy(redis: Redis, queue: Queue, deploy: DeployEvent, routing: Routing) -> None:
@@ -218,14 +270,15 @@ def _route_deploy(redis: Redis, queue: Queue, deploy: DeployEvent, routing: Rout
     routing.queued.append(jobs.enqueue(queue, jobs.DEPLOYMENT_UPDATE, dict(deploy)).id)
 
 
-def _forget(redis: Redis, keys: list[str]) -> None:
+def _forget(redis: Redis, keys: list[str], restore: list[tuple[str, str]]) -> None:
     """A delivery answered 5xx is not remembered, so GitLab's redelivery is processed."""
-    if not keys:
-        return
     try:
-        redis.delete(*keys)
+        if keys:
+            redis.delete(*keys)
+        for key, previous in restore:
+            redis.set(key, previous, ex=GATE_TTL_S)
     except RedisError:
-        log.warning("could not forget %d keys after a failed delivery", len(keys))
+        log.warning("could not forget %d keys after a failed delivery", len(keys) + len(restore))
 
 
 def _ignored(reason: str) -> tuple[Response, int]:

@@ -98,6 +98,7 @@ def test_pipeline_cancelled_in_gitlab_closes_the_request(live: Bot) -> None:
     live.webhook(event)
     message = live.posted_request()
     event["object_attributes"]["status"] = "canceled"
+    live.gitlab.pipeline(event["object_attributes"]["id"])["status"] = "canceled"
     answer = live.webhook(event)
     assert answer.status_code == 202
 

@@ -140,6 +140,8 @@ def test_two_people_rolling_back_at_once_play_the_job_once(live: Bot) -> None:
     event, message, rollback_job = wallet_pipeline(live, next(_ids), SAFE_SQL)
     request_id = request_id_of(message)
     approve_all(live, request_id, RM)
+    gate = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
+    live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)  # before GitLab moves on
     assert live.webhook(deployed_event(live, event, "success")).status_code == 202
     wait_until(lambda: thread_replies(live, "Deployed to"), 15, "the rollback offer")
     with ThreadPoolExecutor(2) as pool:

@@ -305,6 +305,8 @@ def test_gate_played_in_gitlab_behind_the_bots_back_is_a_bypass(live: Bot) -> No
     event, message, job_id = gated(live)
     event["object_attributes"]["status"] = "running"
     next(b for b in event["builds"] if b["id"] == job_id)["status"] = "running"
+    live.gitlab.job(job_id)["status"] = "running"  # what GitLab shows, as the event says
+    live.gitlab.pipeline(event["object_attributes"]["id"])["status"] = "running"
     answer = live.webhook(event)
     assert answer.status_code == 202
     update = live.message_update("without a sign-off", 15)
@@ -341,6 +343,7 @@ def test_job_hook_for_a_gate_never_seen_waiting_is_a_bypass(live: Bot) -> None:
         pipeline_status="success",
         gitlab_url=live.gitlab.url,
     )
+    live.gitlab.seed_from_job_event(hook)
     answer = live.webhook(hook, **{"X-Gitlab-Event": "Job Hook"})
     assert answer.status_code == 202, answer.text
     records = wait_until(

@@ -136,7 +136,8 @@ def test_an_approval_flow_logs_no_secret_and_one_request_id_throughout(live: Bot
     assert "webhook-signature" in refusals[1].json()["error"]
 
     # The request id follows the webhook into the worker: every line of its job carries it.
-    open_job = f"open-{event['project']['id']}-{job_id}"
+    open_job = answer.json()["jobs"][0]  # the id the 202 names
+    assert open_job.startswith(f"open-{event['project']['id']}-{job_id}-")
     wait_until(
         lambda: any(
             open_job in line["event"] and "Job OK" in line["event"]
