@@ -143,8 +143,11 @@ class SlackClient:
         data = self._web_get("chat.getPermalink", channel=channel, message_ts=ts)
         return str(data["permalink"])
 
-    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        self._call("views.open", trigger_id=trigger_id, view=view)
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """Open a modal; its view id (what its submission will carry), if Slack gave one."""
+        opened = self._call("views.open", trigger_id=trigger_id, view=view).get("view")
+        view_id = opened.get("id") if isinstance(opened, dict) else None
+        return view_id if isinstance(view_id, str) and view_id else None
 
     def user(self, user_id: str) -> SlackUser:
         """The user's profile; the e-mail is what separation of duties compares."""

@@ -6,11 +6,12 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any, Literal, ParamSpec
 
 from bot import metrics
 from bot.approvals import ChangePerson, Clicker
 from bot.blocks import ApprovalLine, request_message
+from bot.click_origin import NOT_ITS_MESSAGE, from_request_message, from_rollback_message
 from bot.directory import identify_clicker
 from bot.events import GateEvent
 from bot.evidence import facts_of, gate_for_request, risk_reasons
@@ -193,13 +194,29 @@ def judging(rt: Runtime, click: dict[str, Any], request: ApprovalRequest) -> Jud
     return Judging(loaded, gate, clicker, user, change_people(request))
 
 
-def clicked_request(rt: Runtime, click: dict[str, Any]) -> ApprovalRequest | None:
-    """The request a button click names; an unknown one is told to the clicker."""
+def clicked_request(
+    rt: Runtime, click: dict[str, Any], buttons: Literal["request", "rollback"] = "request"
+) -> ApprovalRequest | None:
+    """The request a button click names, when the click came from that request's own
+    message (`buttons`: the request message, or its rollback replies); otherwise the
+    clicker is told why and nothing more happens."""
     try:
-        return store.get(rt.db, click["request_id"])
+        request = store.get(rt.db, click["request_id"])
     except store.RequestNotFound:
         tell(rt, click, UNKNOWN_REQUEST)
         return None
+    came_from = from_request_message if buttons == "request" else from_rollback_message
+    if not came_from(click, request):
+        log.warning(
+            "click on %s by %s from another message (%s %s) not counted",
+            request.id,
+            click.get("user_id"),
+            click.get("message_channel"),
+            click.get("message_ts"),
+        )
+        tell(rt, click, NOT_ITS_MESSAGE.format(channel=request.channel))
+        return None
+    return request
 
 
 def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:
