@@ -13,7 +13,7 @@ from bot.web import failed_jobs
 
 HELP = (
     "*/approvals* — compliance approvals\n"
-    "• `/approvals pending` — open approval requests (admins and approvers)\n"
+    "• `/approvals pending` — open approval requests you may approve (admins: all)\n"
     "• `/approvals whoami` — your roles in the approver policy and the gates you may approve\n"
     "• `/approvals policy [project]` — who may approve each gate, or only the gates of a "
     "project (admins)\n"
@@ -22,6 +22,7 @@ HELP = (
 )
 NOT_ALLOWED = "Only policy admins and approvers may list pending approvals."
 NONE_PENDING = "No approval requests are waiting."
+NONE_PENDING_FOR_YOU = "No approval requests are waiting for a role you hold."
 POLICY_NOT_ALLOWED = (
     "Only policy admins may view the approver policy here ({admins}); "
     "ask one of them, or read the policy file in the bot's configuration."
@@ -70,17 +71,26 @@ def whoami(rt: Runtime, user_id: str) -> str:
 
 
 def pending(rt: Runtime, user_id: str) -> str:
+    """Pending requests of the gates this person may approve (roles from the policy and
+    live user groups); admins see every one."""
     loaded = rt.policy.current
     policy = loaded.policy
-    if not policy.is_admin(user_id) and not roles_of(policy, rt.slack, user_id):
+    admin = policy.is_admin(user_id)
+    roles = roles_of(policy, rt.slack, user_id)
+    if not admin and not roles:
         return NOT_ALLOWED
-    rows = [r for r in store.open_requests(rt.db) if r.state == RequestState.PENDING]
+    rows = []
+    for row in store.open_requests(rt.db):
+        if row.state != RequestState.PENDING:
+            continue
+        gate = gate_for_request(policy, row)
+        if admin or (gate is not None and roles & set(approvals.gate_roles(gate))):
+            rows.append((row, gate))
     if not rows:
-        return NONE_PENDING
+        return NONE_PENDING if admin else NONE_PENDING_FOR_YOU
     now = utcnow()
     lines = [f"*{len(rows)} pending approval request(s):*"]
-    for row in rows[:20]:
-        gate = gate_for_request(policy, row)
+    for row, gate in rows[:20]:
         missing = "?"
         if gate is not None:
             missing = approvals.describe_missing(store.progress(rt.db, row.id, gate)[2])
