@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from bot.outside_text import slack_channel
+
 NOT_ITS_MESSAGE = (
     "This button is not on the approval request's own message, so the click was not "
-    "counted. Use the buttons on the request's message in <#{channel}>."
+    "counted. Use the buttons on the request's message in {channel}."
 )
 
 
@@ -21,6 +23,10 @@ class _PostedRequest(Protocol):
     message_ts: str | None
     rollback_offer_ts: str | None
     rollback_alert_ts: str | None
+
+
+def not_its_message(request: _PostedRequest) -> str:
+    return NOT_ITS_MESSAGE.format(channel=slack_channel(request.channel))
 
 
 def from_message(click: Mapping[str, Any], channel: str, message_ts: Iterable[str | None]) -> bool:

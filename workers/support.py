@@ -11,11 +11,12 @@ from typing import Any, Literal, ParamSpec
 from bot import metrics
 from bot.approvals import ChangePerson, Clicker
 from bot.blocks import ApprovalLine, request_message
-from bot.click_origin import NOT_ITS_MESSAGE, from_request_message, from_rollback_message
+from bot.click_origin import from_request_message, from_rollback_message, not_its_message
 from bot.directory import identify_clicker
 from bot.events import GateEvent
 from bot.evidence import facts_of, gate_for_request, risk_reasons
 from bot.ledger import iso_utc
+from bot.outside_text import gitlab_markdown
 from bot.policy import Gate, LoadedPolicy
 from bot.runtime import Runtime
 from bot.slack import SlackError, SlackUser
@@ -131,14 +132,17 @@ def announce(
 def signoff_note(
     request: ApprovalRequest, approvers: list[dict[str, Any]], entry: LedgerEntry | None
 ) -> str:
+    # Names are what Slack profiles say: literal text (code spans), never mentions or links.
+    # "pipeline 5001", not "#5001": GitLab would link that to issue 5001.
     names = ", ".join(
-        f"{a.get('name') or a['slack_user_id']} ({a.get('role') or 'approver'})" for a in approvers
+        f"{gitlab_markdown(a.get('name') or a['slack_user_id'])} ({a.get('role') or 'approver'})"
+        for a in approvers
     )
-    record = f" Ledger record #{entry.sequence}, hash `{entry.hash[:16]}…`." if entry else ""
+    record = f" Ledger record {entry.sequence}, hash `{entry.hash[:16]}…`." if entry else ""
     return (
-        f":white_check_mark: **compliance/sign-off**: pipeline #{request.pipeline_id} "
-        f"(`{(request.sha or '')[:8]}`) was approved in Slack by {names} and the gate job "
-        f"was played by approval-bot.{record}"
+        f":white_check_mark: **compliance/sign-off**: pipeline {request.pipeline_id} "
+        f"({gitlab_markdown((request.sha or '')[:8])}) was approved in Slack by {names} and "
+        f"the gate job was played by approval-bot.{record}"
     )
 
 
@@ -214,7 +218,7 @@ def clicked_request(
             click.get("message_channel"),
             click.get("message_ts"),
         )
-        tell(rt, click, NOT_ITS_MESSAGE.format(channel=request.channel))
+        tell(rt, click, not_its_message(request))
         return None
     return request
 

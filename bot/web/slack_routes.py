@@ -12,10 +12,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from bot import approvals, blocks
-from bot.click_origin import NOT_ITS_MESSAGE, from_request_message
+from bot.click_origin import from_request_message, not_its_message
 from bot.directory import roles_of
 from bot.evidence import gate_for_request
-from bot.slack import SlackError
+from bot.slack import NO_PARSING, SlackError
 from bot.store import requests as store
 from bot.store import slack_guard
 from bot.store.models import ApprovalRequest, RequestState
@@ -177,7 +177,7 @@ def _reject_refusal(
     if request_row is None:
         return UNKNOWN_REQUEST
     if not from_request_message(click, request_row):
-        return NOT_ITS_MESSAGE.format(channel=request_row.channel)
+        return not_its_message(request_row)
     if request_row.state != RequestState.PENDING:
         return NOT_PENDING.format(state=request_row.state)
     policy = ctx.runtime.policy.current.policy
@@ -238,4 +238,4 @@ def slash_commands() -> tuple[Response, int]:
         return error(400, "user_id missing")
     text = commands.answer(ctx.runtime, user_id, form.get("text", ""))
     INTERACTIONS.labels("command", "answered").inc()
-    return answer(200, response_type="ephemeral", text=text)
+    return answer(200, response_type="ephemeral", text=text, parse=NO_PARSING)

@@ -16,7 +16,14 @@ import pytest
 import redis
 import requests
 
+from bot.policy import load_policy
 from bot.simulators.slack_signing import block_actions_payload, signed_headers
+from tests.fixtures.live_markup import (
+    block_problems,
+    gitlab_problems,
+    slack_problems,
+    status_problems,
+)
 from tests.integration.conftest import running_bot
 from tests.integration.harness import SIGNING_SECRET, Bot, request_id_of, wait_until
 
@@ -218,3 +225,79 @@ def test_pending_lists_only_the_gates_the_asker_may_approve(live: Bot) -> None:
         assert "fintech/wallet-app" in both
     assert "Only policy admins and approvers" in pending(OUTSIDER)
     assert payments != wallet
+
+
+# --- item 7: outside text is text ------------------------------------------------------------
+
+HOSTILE_NAME = "@all see [SSO login](https://evil.example) <!here>"
+HOSTILE_REASON = "<!channel> `` @all `` ![x](https://evil.example/p.png)\n\n@here"
+
+
+def known(live: Bot) -> dict[str, Any]:
+    policy = load_policy(live.workdir / "approvers.yml").policy
+    return {
+        "users": {*policy.admins, *(m for r in policy.roles.values() for m in r.members)},
+        "channels": {g.channel for g in policy.gates},
+        "groups": {g for r in policy.roles.values() for g in r.usergroups},
+        "url_prefixes": (live.gitlab.url,),
+    }
+
+
+def test_a_ref_named_channel_mentions_nobody(live: Bot) -> None:
+    request_id, message = open_request(
+        live, ref="<!channel>", commit_title="<!here> see <http://evil.example|this>"
+    )
+    assert slack_problems(message["text"], **known(live)) == []
+    assert block_problems(message["blocks"], **known(live)) == []
+    assert "&lt;!channel&gt;" in message["text"]
+    assert message["parse"] == "none"  # no auto-linked URLs, no @here/#channel parsing
+
+    answer = live.command(ADMIN, "pending").json()
+    assert request_id
+    assert "&lt;!channel&gt;" in answer["text"]
+    assert slack_problems(answer["text"], **known(live)) == []
+
+
+def test_a_hostile_display_name_reaches_gitlab_as_plain_text(live: Bot) -> None:
+    hostile = "U0RM00002"
+    live.slack.add_user(hostile, "ravi", "ravi@example.com", real_name=HOSTILE_NAME)
+    request_id, _ = open_request(live, sha="c0ffee" + "0" * 34)
+    assert live.click(hostile, "approve", request_id)
+    assert live.click(CO, "approve", request_id, response_url=live.slack.response_url("q"))
+    assert "completed the quorum" in live.wait_response("q")
+    note = wait_until(
+        lambda: [n for n in live.gitlab.notes if n["target"].startswith("c0ffee")], 15, "note"
+    )[-1]["text"]
+    assert "SSO login" in note
+    assert gitlab_problems(note) == []
+
+    rejected_id, _ = open_request(live, sha="decade" + "0" * 34)
+    live.click(hostile, "reject", rejected_id)
+    live.slack.wait_for("views.open")
+    assert live.submit_reason(hostile, rejected_id, HOSTILE_REASON).status_code == 200
+    note = wait_until(
+        lambda: [n for n in live.gitlab.notes if n["target"].startswith("decade")], 15, "note"
+    )[-1]["text"]
+    assert "SSO login" in note
+    assert gitlab_problems(note) == []
+    status = wait_until(
+        lambda: [
+            s
+            for s in live.gitlab.statuses
+            if s["sha"].startswith("decade") and s["state"] == "failed"
+        ],
+        15,
+        "the failed status",
+    )[-1]
+    assert status_problems(status["description"]) == []
+    thread = wait_until(
+        lambda: [
+            c.params
+            for c in live.slack.calls_to("chat.postMessage")
+            if "Rejected by" in str(c.params.get("text")) and "thread_ts" in c.params
+        ],
+        15,
+        "the rejection in the thread",
+    )[-1]
+    assert "&lt;!channel&gt;" in thread["text"]
+    assert slack_problems(thread["text"], **known(live)) == []
