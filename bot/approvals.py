@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot.identity import ChangePerson, Relation, identify, what_to_map
+from bot.outside_text import slack_code, slack_mrkdwn
 from bot.policy import Gate, Rule
-from bot.slack_text import escape
 
 __all__ = ["ChangePerson", "Relation", "identify"]
 
@@ -139,12 +139,14 @@ def unknown_detail(person: ChangePerson) -> str:
     if key is None:
         detail = UNMAPPABLE
     elif person.username:
-        detail = UNMAPPED.format(whom=f"GitLab user `{escape(key)}`", key=escape(key))
+        detail = UNMAPPED.format(
+            whom=f"GitLab user {slack_code(key)}", key=slack_mrkdwn(key).replace("`", "\u02cb")
+        )
     else:
-        whom = f"No GitLab user has verified the e-mail `{escape(key)}`, which"
-        detail = UNMAPPED.format(whom=whom, key=escape(key))
+        whom = f"No GitLab user has verified the e-mail {slack_code(key)}, which"
+        detail = UNMAPPED.format(whom=whom, key=slack_mrkdwn(key).replace("`", "\u02cb"))
     if person.unresolved:
-        detail += LOOKUP_FAILED.format(why=escape(person.unresolved))
+        detail += LOOKUP_FAILED.format(why=slack_mrkdwn(person.unresolved))
     return detail
 
 

@@ -10,8 +10,18 @@ from typing import Any
 from bot.approvals import describe_missing
 from bot.evidence import Evidence
 from bot.evidence_blocks import evidence_blocks
+from bot.outside_text import (
+    SLACK_MODAL_TITLE_LIMIT,
+    mrkdwn_object,
+    plain_object,
+    slack_code,
+    slack_fallback,
+    slack_link,
+    slack_mrkdwn,
+    slack_user,
+    slack_usergroup,
+)
 from bot.policy import Policy
-from bot.slack_text import escape
 from bot.store.models import ApprovalRequest, RequestState
 
 APPROVE_ACTION = "approve"
@@ -42,43 +52,47 @@ def _ts(moment: datetime) -> str:
 
 
 def _link(url: str | None, label: str) -> str:
-    return f"<{url}|{label}>" if url else label
+    """A link whose label is already mrkdwn (built from escaped parts)."""
+    return slack_link(url, label, label_is_mrkdwn=True)
 
 
-def _evidence_fields(request: ApprovalRequest) -> list[dict[str, str]]:
-    # Everything from GitLab is escaped: a `<` in a commit title must not form a link.
-    sha = escape((request.sha or "")[:8])
+def _evidence_fields(request: ApprovalRequest) -> list[dict[str, Any]]:
+    # Everything from GitLab goes through bot.outside_text: a `<` in a commit title must
+    # not form a link, a backtick in a ref must not end its code span.
+    sha = slack_code((request.sha or "")[:8])
     job_link = f"{request.project_url}/-/jobs/{request.job_id}" if request.project_url else None
-    author = escape(request.commit_author_name) or "unknown"
+    author = slack_mrkdwn(request.commit_author_name) or "unknown"
     if request.commit_author_email:
-        author += f" ({escape(request.commit_author_email)})"
-    triggered = escape(request.triggered_by_name or request.triggered_by_username) or "unknown"
+        author += f" ({slack_mrkdwn(request.commit_author_email)})"
+    triggered = (
+        slack_mrkdwn(request.triggered_by_name or request.triggered_by_username) or "unknown"
+    )
     if request.triggered_by_username:
-        triggered += f" (@{escape(request.triggered_by_username)})"
-    title = escape(request.commit_title)
+        triggered += f" (@{slack_mrkdwn(request.triggered_by_username)})"
+    title = slack_mrkdwn(request.commit_title)
     fields = [
-        f"*Project*\n{_link(request.project_url, escape(request.project_path))}",
-        f"*Ref*\n`{escape(request.ref) or '?'}`",
+        f"*Project*\n{_link(request.project_url, slack_mrkdwn(request.project_path))}",
+        f"*Ref*\n{slack_code(request.ref)}",
         f"*Pipeline*\n{_link(request.pipeline_url, f'#{request.pipeline_id}')}",
-        f"*Job*\n{_link(job_link, escape(request.job_name))}",
-        f"*Commit*\n{_link(request.commit_url, f'`{sha}`')} {title}".rstrip(),
+        f"*Job*\n{_link(job_link, slack_mrkdwn(request.job_name))}",
+        f"*Commit*\n{_link(request.commit_url, sha)} {title}".rstrip(),
         f"*Author*\n{author}",
         f"*Triggered by*\n{triggered}",
-        f"*Environment*\n{escape(request.environment) or 'not stated'}",
+        f"*Environment*\n{slack_mrkdwn(request.environment) or 'not stated'}",
     ]
-    return [{"type": "mrkdwn", "text": text} for text in fields]
+    return [mrkdwn_object(text) for text in fields]
 
 
 def _approvals_context(approvals: Sequence[ApprovalLine]) -> dict[str, Any] | None:
     if not approvals:
         return None
     parts = [
-        f":heavy_check_mark: <@{a.slack_user_id}>"
-        + (f" as {a.role}" if a.role else "")
+        f":heavy_check_mark: {slack_user(a.slack_user_id)}"
+        + (f" as {slack_mrkdwn(a.role)}" if a.role else "")
         + f" at {_ts(a.approved_at)}"
         for a in approvals
     ]
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "  ".join(parts)}]}
+    return {"type": "context", "elements": [mrkdwn_object("  ".join(parts))]}
 
 
 def _revoked_context(revoked: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
@@ -86,17 +100,18 @@ def _revoked_context(revoked: Sequence[tuple[str, str]]) -> dict[str, Any] | Non
     if not revoked:
         return None
     parts = [
-        f":heavy_minus_sign: <@{user}>'s approval no longer counts: {escape(reason)}"
+        f":heavy_minus_sign: {slack_user(user)}'s approval no longer counts: {slack_mrkdwn(reason)}"
         for user, reason in revoked
     ]
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "  ".join(parts)}]}
+    return {"type": "context", "elements": [mrkdwn_object("  ".join(parts))]}
 
 
 def summary_text(request: ApprovalRequest) -> str:
     """The notification text (and the fallback for clients that cannot show blocks)."""
     return (
-        f"Approval needed: {request.project_path} pipeline #{request.pipeline_id} "
-        f"({request.ref}, {(request.sha or '')[:8]}) — {request.state}"
+        f"Approval needed: {slack_fallback(request.project_path)} pipeline "
+        f"#{request.pipeline_id} ({slack_fallback(request.ref)}, "
+        f"{slack_fallback((request.sha or '')[:8])}) — {request.state}"
     )
 
 
@@ -116,7 +131,7 @@ def request_message(
         {
             "type": "section",
             "block_id": "headline",
-            "text": {"type": "mrkdwn", "text": _headline(request)},
+            "text": mrkdwn_object(_headline(request)),
         },
         {"type": "section", "block_id": "evidence", "fields": _evidence_fields(request)},
         *evidence_blocks(Evidence.from_json(request.evidence), reasons),
@@ -145,8 +160,8 @@ def _headline(request: ApprovalRequest) -> str:
     if request.state in FINAL_HEADLINES:
         return FINAL_HEADLINES[request.state]
     return (
-        f":lock: *Deployment approval needed* for *{escape(request.project_path)}* "
-        f"(`{escape(request.ref) or '?'}`)"
+        f":lock: *Deployment approval needed* for *{slack_mrkdwn(request.project_path)}* "
+        f"({slack_code(request.ref)})"
     )
 
 
@@ -154,12 +169,20 @@ def _final_detail(request: ApprovalRequest) -> str:
     if request.state == RequestState.PLAYED and request.played_at:
         return f"Gate job played at {_ts(request.played_at)}."
     if request.state == RequestState.REJECTED:
-        return f"Rejected by <@{request.rejected_by}>: {escape(request.reject_reason)}"
+        return (
+            f"Rejected by {slack_user(request.rejected_by)}: {reject_reason(request.reject_reason)}"
+        )
+    # State reasons are stored as mrkdwn, their outside parts escaped when they were made.
     return request.state_reason or str(request.state)
 
 
+def reject_reason(reason: str | None) -> str:
+    """A reject reason (typed by a person) inside mrkdwn: kept on its lines."""
+    return slack_mrkdwn(reason, multiline=True, limit=2000)
+
+
 def _status_context(text: str) -> dict[str, Any]:
-    return {"type": "context", "block_id": "status", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "context", "block_id": "status", "elements": [mrkdwn_object(text)]}
 
 
 def _actions(request_id: str) -> dict[str, Any]:
@@ -180,7 +203,7 @@ def _actions(request_id: str) -> dict[str, Any]:
             {
                 "type": "button",
                 "action_id": REJECT_ACTION,
-                "text": {"type": "plain_text", "text": "Reject"},
+                "text": plain_object("Reject"),
                 "style": "danger",
                 "value": request_id,
             },
@@ -199,16 +222,16 @@ def button(
     element: dict[str, Any] = {
         "type": "button",
         "action_id": action_id,
-        "text": {"type": "plain_text", "text": label},
+        "text": plain_object(label),
         "style": style,
         "value": value,
     }
     if confirm is not None:
         element["confirm"] = {
-            "title": {"type": "plain_text", "text": confirm[0]},
-            "text": {"type": "mrkdwn", "text": confirm[1]},
-            "confirm": {"type": "plain_text", "text": label},
-            "deny": {"type": "plain_text", "text": "Cancel"},
+            "title": plain_object(confirm[0], limit=100),
+            "text": mrkdwn_object(confirm[1]),
+            "confirm": plain_object(label, limit=30),
+            "deny": plain_object("Cancel", limit=30),
         }
     return element
 
@@ -218,21 +241,20 @@ def reject_modal(request_id: str, project_path: str, pipeline_id: int) -> dict[s
         "type": "modal",
         "callback_id": REJECT_CALLBACK,
         "private_metadata": request_id,
-        "title": {"type": "plain_text", "text": "Reject deployment"},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "title": plain_object("Reject deployment", limit=SLACK_MODAL_TITLE_LIMIT),
+        "submit": plain_object("Reject", limit=SLACK_MODAL_TITLE_LIMIT),
+        "close": plain_object("Cancel", limit=SLACK_MODAL_TITLE_LIMIT),
         "blocks": [
             {
                 "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"Reject *{project_path}* pipeline #{pipeline_id}?",
-                },
+                "text": mrkdwn_object(
+                    f"Reject *{slack_mrkdwn(project_path)}* pipeline #{pipeline_id}?"
+                ),
             },
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
-                "label": {"type": "plain_text", "text": "Reason (recorded in the ledger)"},
+                "label": plain_object("Reason (recorded in the ledger)", limit=2000),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": REASON_ACTION,
@@ -251,6 +273,6 @@ def role_mentions(policy: Policy, roles: Iterable[str], done: Container[str] = (
         definition = policy.roles.get(role)
         if definition is None:
             continue
-        mentions += [f"<@{m}>" for m in definition.members if m not in done]
-        mentions += [f"<!subteam^{g}>" for g in definition.usergroups]
+        mentions += [slack_user(m) for m in definition.members if m not in done]
+        mentions += [slack_usergroup(g) for g in definition.usergroups]
     return " ".join(dict.fromkeys(mentions))

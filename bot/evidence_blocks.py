@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.evidence import Evidence, StageJob
-from bot.slack_text import escape
+from bot.outside_text import mrkdwn_object, slack_code, slack_link, slack_mrkdwn
 
 MAX_SECTION_CHARS = 2900  # Slack refuses section text over 3000 characters
 MAX_FLAGS_SHOWN = 10
@@ -16,7 +16,6 @@ JOB_ICONS = {"success": ":white_check_mark:", "failed": ":x:", "canceled": ":no_
 CHANGES_HEADING = "*Changes since the last {environment} deployment* ({base})"
 FIRST_DEPLOYMENT = "*Changes* (no earlier {environment} deployment)"
 MORE_COMMITS = "…and {n} earlier commits"
-FULL_DIFF = "<{url}|Full diff>"
 JOBS_HEADING = "*Earlier jobs*"
 NO_FLAGS = ":white_check_mark: *Migrations*: {n} changed, no risky statements found"
 FLAGS_HEADING = ":rotating_light: *Migration risk* ({n} found)"
@@ -34,37 +33,38 @@ def _section(block_id: str, text: str) -> dict[str, Any]:
     return {
         "type": "section",
         "block_id": block_id,
-        "text": {"type": "mrkdwn", "text": _clip(text)},
+        "text": mrkdwn_object(_clip(text)),
     }
 
 
 def _changes(evidence: Evidence) -> dict[str, Any] | None:
     if not evidence.commits:
         return None
+    environment = slack_mrkdwn(evidence.environment)
     if evidence.base_sha:
         heading = CHANGES_HEADING.format(
-            environment=evidence.environment, base=f"`{evidence.base_sha[:8]}`"
+            environment=environment, base=slack_code(evidence.base_sha[:8])
         )
     else:
-        heading = FIRST_DEPLOYMENT.format(environment=evidence.environment)
+        heading = FIRST_DEPLOYMENT.format(environment=environment)
     lines = [heading]
     earlier = evidence.commits_total - len(evidence.commits)
     if earlier > 0:
         lines.append(MORE_COMMITS.format(n=earlier))
     for commit in evidence.commits:
-        title = escape(commit.title or "")
-        author = escape(commit.author_name or commit.author_email or "unknown")
-        sha = f"<{commit.web_url}|`{commit.sha[:8]}`>" if commit.web_url else f"`{commit.sha[:8]}`"
+        title = slack_mrkdwn(commit.title or "")
+        author = slack_mrkdwn(commit.author_name or commit.author_email or "unknown")
+        sha = slack_link(commit.web_url, slack_code(commit.sha[:8]), label_is_mrkdwn=True)
         lines.append(f"• {sha} {title} — {author}")
-    if evidence.compare_url:
-        lines.append(FULL_DIFF.format(url=evidence.compare_url))
+    diff = slack_link(evidence.compare_url, "Full diff")
+    if diff.startswith("<"):  # only when the URL is usable
+        lines.append(diff)
     return _section("changes", "\n".join(lines))
 
 
 def _job_text(job: StageJob) -> str:
     icon = JOB_ICONS.get(job.status, ":hourglass_flowing_sand:")
-    name = escape(job.name)
-    shown = f"<{job.web_url}|{name}>" if job.web_url else name
+    shown = slack_link(job.web_url, job.name)
     if job.failed:
         allowed = " (allowed to fail)" if job.allow_failure else ""
         return f"{icon} *{shown}: failed{allowed}*"
@@ -85,8 +85,8 @@ def _flags(evidence: Evidence) -> dict[str, Any] | None:
         return _section("risk", UNCHECKED) if evidence.migrations_unchecked else None
     lines = [FLAGS_HEADING.format(n=len(evidence.flags))]
     for flag in evidence.flags[:MAX_FLAGS_SHOWN]:
-        where = escape(f"{flag.path}:{flag.line}")
-        lines.append(f"• `{where}` {escape(flag.message)}")
+        where = slack_code(f"{flag.path}:{flag.line}")
+        lines.append(f"• {where} {slack_mrkdwn(flag.message)}")
     if len(evidence.flags) > MAX_FLAGS_SHOWN:
         lines.append(MORE_FLAGS.format(n=len(evidence.flags) - MAX_FLAGS_SHOWN))
     if evidence.migrations_unchecked:
@@ -98,7 +98,8 @@ def evidence_blocks(evidence: Evidence | None, reasons: Sequence[str]) -> list[d
     """The evidence sections of a request message (none for a request without evidence)."""
     blocks: list[dict[str, Any]] = []
     if reasons:
-        blocks.append(_section("extra", EXTRA_APPROVAL.format(reasons="; ".join(reasons))))
+        shown = "; ".join(slack_mrkdwn(reason) for reason in reasons)
+        blocks.append(_section("extra", EXTRA_APPROVAL.format(reasons=shown)))
     if evidence is None:
         return blocks
     for block in (_flags(evidence), _changes(evidence), _jobs(evidence)):
@@ -110,7 +111,7 @@ def evidence_blocks(evidence: Evidence | None, reasons: Sequence[str]) -> list[d
             {
                 "type": "context",
                 "block_id": "missing",
-                "elements": [{"type": "mrkdwn", "text": _clip(escape(text))}],
+                "elements": [mrkdwn_object(_clip(slack_mrkdwn(text, limit=None)))],
             }
         )
     return blocks

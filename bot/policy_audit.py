@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from bot.admins import tell_admins_once
+from bot.outside_text import slack_code, slack_preformatted
 from bot.policy_watch import PolicyWatcher
 from bot.runtime import Runtime
 from bot.store import policies
@@ -13,8 +14,8 @@ from bot.store import policies
 log = logging.getLogger(__name__)
 
 REFUSED_TEXT = (
-    ":warning: The approver policy `{path}` was changed but is invalid, so it was *not* "
-    "loaded; the previous policy (version `{version}`) stays in force.\n```\n{reason}\n```"
+    ":warning: The approver policy {path} was changed but is invalid, so it was *not* "
+    "loaded; the previous policy (version `{version}`) stays in force.\n{reason}"
 )
 
 
@@ -46,8 +47,15 @@ class AuditedWatcher(PolicyWatcher):
     def tell_admins(self, key: str, reason: str) -> None:
         """A direct message to each admin, once per refused content across all processes."""
         loaded = self.holder.current
-        text = REFUSED_TEXT.format(path=loaded.path, version=loaded.version[:12], reason=reason)
+        text = refused_text(str(loaded.path), loaded.version, reason)
         tell_admins_once(self.rt, f"policy-refused:{key}", text)
+
+
+def refused_text(path: str, version: str, reason: str) -> str:
+    """The admins' message about a refused policy file (the reason quotes the file)."""
+    return REFUSED_TEXT.format(
+        path=slack_code(path), version=version[:12], reason=slack_preformatted(reason)
+    )
 
 
 def start_policy_watch(rt: Runtime) -> AuditedWatcher:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from bot.approvals import describe_missing
 from bot.blocks import ROLLBACK_ACTION, button
-from bot.slack_text import escape
+from bot.outside_text import mrkdwn_object, slack_code, slack_mrkdwn, slack_user
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 
@@ -21,20 +21,20 @@ Kind = Literal["offer", "alert"]
 
 OFFER = (
     ":rocket: Deployed to *{environment}*. If something is wrong, *Roll back* plays "
-    "`{job}` in pipeline #{pipeline}."
+    "{job} in pipeline #{pipeline}."
 )
 ALERT = (
-    ":rotating_light: *Smoke test `{smoke}` failed* after the deployment to *{environment}* "
+    ":rotating_light: *Smoke test {smoke} failed* after the deployment to *{environment}* "
     "of pipeline #{pipeline}. Roll back now?"
 )
 WHO = "Who may roll back: {who}"
 VOTES = "Roll back approved so far by {voters}; still needed: {missing}."
-ROLLING_BACK = ":gear: Rolling back: playing `{job}`…"
+ROLLING_BACK = ":gear: Rolling back: playing {job}…"
 ROLLED_BACK = (
-    ":leftwards_arrow_with_hook: *Rolled back* by {voters} at {at}: `{job}` was played{record}."
+    ":leftwards_arrow_with_hook: *Rolled back* by {voters} at {at}: {job} was played{record}."
 )
 ROLLBACK_FAILED = (
-    ":warning: Roll back failed: no `{job}` job is waiting in pipeline #{pipeline}; "
+    ":warning: Roll back failed: no {job} job is waiting in pipeline #{pipeline}; "
     "nothing was played. Roll back in GitLab."
 )
 CONFIRM_TITLE = "Roll back this deployment?"
@@ -62,7 +62,7 @@ def _button(request_id: str) -> dict[str, Any]:
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "context", "elements": [mrkdwn_object(text)]}
 
 
 def rollback_message(
@@ -78,16 +78,14 @@ def rollback_message(
     `record` (the ledger record, once played).
     """
     names = {
-        "environment": escape(request.environment) or "production",
+        "environment": slack_mrkdwn(request.environment) or "production",
         "pipeline": str(request.pipeline_id),
-        "job": facts.get("job", "rollback"),
-        "smoke": facts.get("smoke", "post-deploy"),
+        "job": slack_code(facts.get("job", "rollback")),
+        "smoke": slack_code(facts.get("smoke", "post-deploy")),
     }
     headline = (ALERT if kind == "alert" else OFFER).format(**names)
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": headline}}
-    ]
-    shown = " ".join(f"<@{v}>" for v in voters)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": mrkdwn_object(headline)}]
+    shown = " ".join(slack_user(v) for v in voters)
     state = request.rollback_state
     if state == RollbackState.OFFERED:
         if voters:
@@ -105,4 +103,5 @@ def rollback_message(
         blocks.append(_context(text))
     elif state == RollbackState.FAILED:
         blocks.append(_context(ROLLBACK_FAILED.format(**names)))
+    # The same text as the headline, whose outside parts are already escaped.
     return headline.replace("*", ""), blocks

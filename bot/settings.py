@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -31,8 +32,12 @@ OPTIONAL_SETTINGS = (
     "GITLAB_WEBHOOK_SIGNING_KEY",
     "LEDGER_HMAC_KEY",
     "LEDGER_AUDIT_CHANNEL",
+    "SLACK_TEAM_ID",
+    "SLACK_APP_ID",
+    "SLACK_ENTERPRISE_ID",
 )
 SIGNING_KEY_PREFIX = "whsec_"
+SLACK_ID = re.compile(r"[A-Z][A-Z0-9]{2,31}")
 
 
 class SettingsError(Exception):
@@ -66,6 +71,11 @@ class Settings(BaseSettings):
     SLACK_BOT_TOKEN: SecretStr
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_API_URL: str = "https://slack.com/api/"
+    # When set, a Slack request from another workspace, app or Enterprise Grid org is
+    # refused (401) and never counts.
+    SLACK_TEAM_ID: str | None = None
+    SLACK_APP_ID: str | None = None
+    SLACK_ENTERPRISE_ID: str | None = None
     APPROVAL_POLICY: Path = Path("config/approvers.yml")
     MAX_BODY_BYTES: int = Field(default=FIVE_MIB, gt=0)
     AUDIT_API_URL: str | None = None
@@ -115,6 +125,13 @@ class Settings(BaseSettings):
         """GITLAB_WEBHOOK_SECRET's values: one, or two (old,new) during a rotation."""
         text = self.GITLAB_WEBHOOK_SECRET.get_secret_value()
         return tuple(part.strip() for part in text.split(","))
+
+    @field_validator("SLACK_TEAM_ID", "SLACK_APP_ID", "SLACK_ENTERPRISE_ID")
+    @classmethod
+    def _slack_id(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_ID.fullmatch(value):
+            raise ValueError("must be a Slack ID: capital letters and digits, like T0123ABCD")
+        return value
 
     @field_validator("GITLAB_WEBHOOK_SIGNING_KEY")
     @classmethod

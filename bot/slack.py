@@ -20,6 +20,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 log = logging.getLogger(__name__)
 
 SLACK_TIMEOUT_S = 10
+# Every message is posted with `parse: none` (and never `link_names`): Slack then links
+# no bare URL, `@here` or `#channel` in its text; only the markup the bot wrote is live
+# (bot.outside_text escapes everything else).
+NO_PARSING = "none"
 USER_CACHE_TTL_S = 300
 
 
@@ -104,19 +108,25 @@ class SlackClient:
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
-        data = self._call("chat.postMessage", channel=channel, text=text, blocks=blocks)
+        data = self._call(
+            "chat.postMessage", channel=channel, text=text, blocks=blocks, parse=NO_PARSING
+        )
         return str(data["ts"])
 
     def update_message(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]
     ) -> None:
-        self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+        self._call(
+            "chat.update", channel=channel, ts=ts, text=text, blocks=blocks, parse=NO_PARSING
+        )
 
     def post_ephemeral(self, channel: str, user: str, text: str) -> None:
-        self._call("chat.postEphemeral", channel=channel, user=user, text=text)
+        self._call("chat.postEphemeral", channel=channel, user=user, text=text, parse=NO_PARSING)
 
     def post_thread(self, channel: str, thread_ts: str, text: str) -> None:
-        self._call("chat.postMessage", channel=channel, thread_ts=thread_ts, text=text)
+        self._call(
+            "chat.postMessage", channel=channel, thread_ts=thread_ts, text=text, parse=NO_PARSING
+        )
 
     def post_reply(
         self,
@@ -134,19 +144,23 @@ class SlackClient:
             text=text,
             blocks=blocks,
             reply_broadcast=broadcast,
+            parse=NO_PARSING,
         )
         return str(data["ts"])
 
     def direct_message(self, user: str, text: str) -> None:
         channel = self._call("conversations.open", users=user)["channel"]["id"]
-        self._call("chat.postMessage", channel=channel, text=text)
+        self._call("chat.postMessage", channel=channel, text=text, parse=NO_PARSING)
 
     def permalink(self, channel: str, ts: str) -> str:
         data = self._web_get("chat.getPermalink", channel=channel, message_ts=ts)
         return str(data["permalink"])
 
-    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        self._call("views.open", trigger_id=trigger_id, view=view)
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """Open a modal; its view id (what its submission will carry), if Slack gave one."""
+        opened = self._call("views.open", trigger_id=trigger_id, view=view).get("view")
+        view_id = opened.get("id") if isinstance(opened, dict) else None
+        return view_id if isinstance(view_id, str) and view_id else None
 
     def user(self, user_id: str) -> SlackUser:
         """The user's profile; the e-mail is what separation of duties compares."""
@@ -189,7 +203,12 @@ class SlackClient:
 
     def respond(self, response_url: str, text: str) -> None:
         """An ephemeral reply through a response_url; it never replaces the original message."""
-        body = {"response_type": "ephemeral", "replace_original": False, "text": text}
+        body = {
+            "response_type": "ephemeral",
+            "replace_original": False,
+            "text": text,
+            "parse": NO_PARSING,
+        }
         try:
             answer = requests.post(response_url, json=body, timeout=self._timeout)
         except requests.RequestException as exc:

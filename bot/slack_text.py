@@ -1,14 +1,11 @@
-"""Text from GitLab and people, made safe to put into Slack mrkdwn.
-
-Slack reads `<…>` as links and mentions and `&` as the start of an entity, so a commit
-title like `Fix <b> & co` would be mangled (or form a link) unless escaped. Slack asks for
-exactly these three replacements: https://api.slack.com/reference/surfaces/formatting
-"""
+"""Kept for the modules that import `escape` from here: see bot.outside_text, where every
+piece of outside text is made safe for where it lands."""
 
 from __future__ import annotations
 
+from bot.outside_text import slack_mrkdwn
+
 
 def escape(text: str | None) -> str:
-    if not text:
-        return ""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Outside text inside Slack mrkdwn (`&`, `<`, `>` escaped, invisibles removed)."""
+    return slack_mrkdwn(text, limit=None)

@@ -6,6 +6,7 @@ import logging
 
 from bot.admins import message_admins
 from bot.events import GateEvent
+from bot.outside_text import slack_code, slack_link, slack_mrkdwn
 from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store import requests as store
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 OURS = (RequestState.APPROVED, RequestState.PLAYING, RequestState.PLAYED)
 ALERT = (
-    ":rotating_light: *Gate bypassed*: the `{job}` job of {project} pipeline {pipeline} "
+    ":rotating_light: *Gate bypassed*: the {job} job of {project} pipeline {pipeline} "
     "was started in GitLab without a sign-off from approval-bot (job status: {status}). "
     "It is recorded in the ledger as a bypass."
 )
@@ -26,7 +27,8 @@ def check(rt: Runtime, status: str, request: ApprovalRequest) -> str:
     """GitLab shows the gate job played (`status`: pending, running, success …)."""
     if request.state in OURS:
         return "played-by-us"
-    recorded, entry = store.record_bypass(rt.db, request.id, status)
+    # The status lands in the request's state reason, shown as mrkdwn.
+    recorded, entry = store.record_bypass(rt.db, request.id, slack_mrkdwn(status))
     if entry is None:
         return "bypass-known"
     log.error(
@@ -54,15 +56,18 @@ def check_unseen(rt: Runtime, facts: GateEvent) -> str:
     return check(rt, facts["job_status"], request)
 
 
+def alert_text(request: ApprovalRequest, status: str) -> str:
+    """The bypass alert (channel and admins), its GitLab facts escaped."""
+    return ALERT.format(
+        job=slack_code(request.job_name),
+        project=slack_mrkdwn(request.project_path),
+        pipeline=slack_link(request.pipeline_url, f"#{request.pipeline_id}"),
+        status=slack_mrkdwn(status),
+    )
+
+
 def _alert(rt: Runtime, request: ApprovalRequest, status: str) -> None:
-    pipeline = (
-        f"<{request.pipeline_url}|#{request.pipeline_id}>"
-        if request.pipeline_url
-        else f"#{request.pipeline_id}"
-    )
-    text = ALERT.format(
-        job=request.job_name, project=request.project_path, pipeline=pipeline, status=status
-    )
+    text = alert_text(request, status)
     try:
         rt.slack.post_message(request.channel, text, [])
     except SlackError as exc:

@@ -8,16 +8,22 @@ from typing import Any
 from bot import approvals, audit
 from bot.admins import tell_admins_once
 from bot.approvals import Counted, Denied
+from bot.blocks import reject_reason
 from bot.events import FINISHED_PIPELINE, GateEvent
 from bot.evidence import gate_for_request
 from bot.evidence_gather import Target, gather
 from bot.gate_facts import disagreements
 from bot.gitlab import GitLabError, GitLabTransientError, JobChanged, play_once, with_retries
 from bot.gitlab_reads import GitLabReads
+from bot.outside_text import (
+    gitlab_markdown,
+    slack_format,
+    slack_link,
+    slack_user,
+)
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.slack import SlackError
-from bot.slack_text import escape
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
@@ -44,7 +50,11 @@ ALREADY_DECIDED = "This request is already {state}; nothing more can be done on 
 EXPIRED = "This request expired at {at} UTC; it can no longer be approved."
 APPROVAL_RECORDED = "Your approval is recorded. Still needed: {missing}."
 APPROVAL_COMPLETE = "Your approval completed the quorum: playing the gate job now."
-REJECTED_THREAD = ":no_entry: Rejected by <@{user}>: {reason}"
+REJECTED_THREAD = ":no_entry: Rejected by {user}: {reason}"
+REJECTED_NOTE = (
+    ":no_entry: **compliance/sign-off**: pipeline {pipeline} ({sha}) was rejected in Slack "
+    "by {who}: {reason}. The gate job will not be played."
+)
 CANCEL_FAILED = (
     ":warning: The release was rejected but the pipeline could not be cancelled: {error}"
 )
@@ -52,14 +62,14 @@ PLAY_REFUSED = "GitLab refused to play the gate job ({error}); nothing was playe
 JOB_MOVED_ON = "The gate job is no longer waiting in GitLab (status: {status}); nothing was played."
 PIPELINE_FINISHED = "The pipeline finished ({status}) before the request was decided."
 SUPERSEDED_BY = "Superseded by pipeline #{pipeline}: approve that one instead."
-SUPERSEDED_BY_LINK = "Superseded by pipeline <{url}|#{pipeline}>: approve that one instead."
+SUPERSEDED_BY_LINK = "Superseded by pipeline {link}: approve that one instead."
 NOT_WAITING = "gate job %s of %s is not waiting in GitLab (%s/%s): no request opened"
 PLAY_REFUSED_ADMIN = (
     ":warning: GitLab refused to play the approved gate of {project} pipeline #{pipeline} "
     "({error}). Give the bot's GitLab user permission to run the gate job."
 )
 POST_FAILED = (
-    ":warning: approval-bot cannot post approval requests to <#{channel}> ({error}). "
+    ":warning: approval-bot cannot post approval requests to channel {channel} ({error}). "
     "Invite the bot to the channel or fix the gate's `channel` in the policy."
 )
 PERMANENT_SLACK_ERRORS = frozenset(
@@ -184,7 +194,7 @@ def post_request(rt: Runtime, request: ApprovalRequest) -> None:
         ts = rt.slack.post_message(request.channel, text, blocks)
     except SlackError as exc:
         if exc.error in PERMANENT_SLACK_ERRORS:
-            why = POST_FAILED.format(channel=request.channel, error=exc.error)
+            why = slack_format(POST_FAILED, channel=request.channel, error=exc.error)
             tell_admins_once(rt, f"post:{request.channel}:{exc.error}", why)
         raise  # RQ retries; the sweep re-posts once the cause is fixed
     store.set_message(rt.db, request.id, request.channel, ts)
@@ -193,9 +203,21 @@ def post_request(rt: Runtime, request: ApprovalRequest) -> None:
 
 
 def superseded_by(newer: ApprovalRequest) -> str:
-    if newer.pipeline_url:
-        return SUPERSEDED_BY_LINK.format(pipeline=newer.pipeline_id, url=newer.pipeline_url)
+    """The state reason (mrkdwn) of a request a newer pipeline replaced."""
+    link = slack_link(newer.pipeline_url, f"#{newer.pipeline_id}")
+    if link.startswith("<"):
+        return SUPERSEDED_BY_LINK.format(link=link)
     return SUPERSEDED_BY.format(pipeline=newer.pipeline_id)
+
+
+def rejection_note(request: ApprovalRequest, rejected_by: str | None) -> str:
+    """The GitLab note of a rejection: who (their Slack name) and why, as literal text."""
+    return REJECTED_NOTE.format(
+        pipeline=request.pipeline_id,
+        sha=gitlab_markdown((request.sha or "")[:8]),
+        who=gitlab_markdown(rejected_by or request.rejected_by),
+        reason=gitlab_markdown(request.reject_reason, limit=1000),
+    )
 
 
 def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
@@ -296,7 +318,8 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
     except JobChanged as exc:
         return confirm.job_changed(rt, before, exc)
     except GitLabError as exc:
-        closed = store.close(rt.db, request_id, RequestState.CLOSED, PLAY_REFUSED.format(error=exc))
+        reason = slack_format(PLAY_REFUSED, error=exc)
+        closed = store.close(rt.db, request_id, RequestState.CLOSED, reason)
         if closed is not None:
             announce(rt, closed, None)
         log.error("play refused for %s: %s", request_id, exc)
@@ -304,11 +327,13 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         tell_admins_once(
             rt,
             f"play:{project}:{exc}",
-            PLAY_REFUSED_ADMIN.format(project=project, pipeline=before.pipeline_id, error=exc),
+            slack_format(
+                PLAY_REFUSED_ADMIN, project=project, pipeline=before.pipeline_id, error=exc
+            ),
         )
         return "play-refused"
     if not result.played:
-        reason = JOB_MOVED_ON.format(status=result.status)
+        reason = slack_format(JOB_MOVED_ON, status=result.status)
         closed = store.close(rt.db, request_id, RequestState.CLOSED, reason)
         if closed is not None:
             announce(rt, closed, None)
@@ -355,11 +380,13 @@ def reject(submission: dict[str, Any]) -> str:
     if entry is None:
         tell(rt, reply, ALREADY_DECIDED.format(state=rejected.state))
         return str(rejected.state)
-    announce(rt, rejected, gate)
+    announce(rt, rejected, gate, note=rejection_note(rejected, judged.user.name))
     notify_thread(
         rt,
         rejected,
-        REJECTED_THREAD.format(user=clicker.slack_user_id, reason=escape(submission["reason"])),
+        REJECTED_THREAD.format(
+            user=slack_user(clicker.slack_user_id), reason=reject_reason(submission["reason"])
+        ),
     )
     if gate.on_reject == "cancel_pipeline":
         cancel_pipeline(rt, rejected)
@@ -380,7 +407,7 @@ def cancel_pipeline(rt: Runtime, request: ApprovalRequest) -> None:
         )
     except GitLabError as exc:
         log.error("cannot cancel pipeline %s: %s", request.pipeline_id, exc)
-        notify_thread(rt, request, CANCEL_FAILED.format(error=exc))
+        notify_thread(rt, request, slack_format(CANCEL_FAILED, error=exc))
 
 
 def notify(payload: dict[str, Any]) -> None:

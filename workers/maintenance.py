@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -19,7 +20,7 @@ from bot import audit, reconcile
 from bot.ledger import iso_utc
 from bot.runtime import Runtime
 from bot.slack import SlackError
-from bot.store import queries
+from bot.store import queries, slack_guard
 from bot.store import requests as store
 from bot.store.models import LedgerHead, utcnow
 from workers import jobs, reminders, rollback
@@ -44,9 +45,15 @@ def sweep(_payload: dict[str, object] | None = None) -> dict[str, int]:
     }
     if rt.settings.AUDIT_API_URL:
         done["audited"] = audit.deliver_due(rt.db, rt.settings.AUDIT_API_URL)
+    done["forgotten"] = forget_spent_slack_requests(rt)
     if any(done.values()):
         log.info("sweep: %s", done)
     return done
+
+
+def forget_spent_slack_requests(rt: Runtime) -> int:
+    """Drop replay-guard rows past Slack's 5-minute window and stale rejection forms."""
+    return slack_guard.prune_seen(rt.db, int(time.time())) + slack_guard.prune_views(rt.db)
 
 
 def expire_due(rt: Runtime) -> int:

@@ -8,6 +8,7 @@ import logging
 from bot import approvals
 from bot.blocks import role_mentions
 from bot.evidence import gate_for_request
+from bot.outside_text import slack_link, slack_mrkdwn, slack_user
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.slack import SlackError
@@ -57,22 +58,24 @@ def _facts(rt: Runtime, policy: Policy, gate: Gate, request: ApprovalRequest) ->
     return {"missing": approvals.describe_missing(missing), "who": who}
 
 
+def escalation_text(
+    request: ApprovalRequest, facts: dict[str, str], hours: float, admins: list[str]
+) -> str:
+    """The escalation (thread or escalation channel), its GitLab facts escaped."""
+    mentions = " ".join(slack_user(a) for a in admins)
+    return ESCALATION.format(
+        project=slack_mrkdwn(request.project_path),
+        pipeline=slack_link(request.pipeline_url, f"#{request.pipeline_id}"),
+        age=f"{hours:.1f} h",
+        missing=facts["missing"],
+        who=f"{facts['who']} {mentions}".strip(),
+    )
+
+
 def _escalate(rt: Runtime, policy: Policy, gate: Gate, request: ApprovalRequest) -> int:
     facts = _facts(rt, policy, gate, request)
     hours = (utcnow() - request.created_at).total_seconds() / 3600
-    pipeline = (
-        f"<{request.pipeline_url}|#{request.pipeline_id}>"
-        if request.pipeline_url
-        else f"#{request.pipeline_id}"
-    )
-    admins = " ".join(f"<@{a}>" for a in policy.admins)
-    text = ESCALATION.format(
-        project=request.project_path,
-        pipeline=pipeline,
-        age=f"{hours:.1f} h",
-        missing=facts["missing"],
-        who=f"{facts['who']} {admins}".strip(),
-    )
+    text = escalation_text(request, facts, hours, list(policy.admins))
     if gate.escalate_channel:
         try:
             rt.slack.post_message(gate.escalate_channel, text, [])

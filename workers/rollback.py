@@ -85,7 +85,7 @@ def deployment_update(event: DeployEvent) -> str:
 def rollback(click: dict[str, Any]) -> str:
     """Decide a Roll back click under the gate's rollback policy; roll back on quorum."""
     rt = runtime()
-    request = clicked_request(rt, click)
+    request = clicked_request(rt, click, buttons="rollback")
     if request is None:
         return "unknown"
     if request.rollback_state in (RollbackState.APPROVED, RollbackState.PLAYING):

@@ -5,6 +5,7 @@ forged event closes nothing and raises no alert."""
 from __future__ import annotations
 
 from bot.events import FINISHED_PIPELINE, PLAYED_JOB, GateEvent
+from bot.outside_text import slack_format
 from bot.runtime import Runtime
 from bot.store import requests as store
 from bot.store.models import RequestState
@@ -35,9 +36,9 @@ def pipeline_update(event: GateEvent) -> str:
     if request.state != RequestState.PENDING:
         return "not-pending"
     if job.pipeline_status in FINISHED_PIPELINE:
-        reason = PIPELINE_FINISHED.format(status=job.pipeline_status)
+        reason = slack_format(PIPELINE_FINISHED, status=job.pipeline_status)
     elif job.status != "manual":
-        reason = JOB_MOVED_ON.format(status=job.status)
+        reason = slack_format(JOB_MOVED_ON, status=job.status)
     else:
         return "still-waiting"
     closed = store.close(rt.db, request.id, RequestState.CLOSED, reason, (RequestState.PENDING,))

@@ -6,15 +6,17 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any, Literal, ParamSpec
 
 from bot import metrics
 from bot.approvals import ChangePerson, Clicker
 from bot.blocks import ApprovalLine, request_message
+from bot.click_origin import from_request_message, from_rollback_message, not_its_message
 from bot.directory import identify_clicker
 from bot.events import GateEvent
 from bot.evidence import facts_of, gate_for_request, risk_reasons
 from bot.ledger import iso_utc
+from bot.outside_text import gitlab_markdown
 from bot.policy import Gate, LoadedPolicy
 from bot.runtime import Runtime
 from bot.slack import SlackError, SlackUser
@@ -133,14 +135,17 @@ def announce(
 def signoff_note(
     request: ApprovalRequest, approvers: list[dict[str, Any]], entry: LedgerEntry | None
 ) -> str:
+    # Names are what Slack profiles say: literal text (code spans), never mentions or links.
+    # "pipeline 5001", not "#5001": GitLab would link that to issue 5001.
     names = ", ".join(
-        f"{a.get('name') or a['slack_user_id']} ({a.get('role') or 'approver'})" for a in approvers
+        f"{gitlab_markdown(a.get('name') or a['slack_user_id'])} ({a.get('role') or 'approver'})"
+        for a in approvers
     )
-    record = f" Ledger record #{entry.sequence}, hash `{entry.hash[:16]}…`." if entry else ""
+    record = f" Ledger record {entry.sequence}, hash `{entry.hash[:16]}…`." if entry else ""
     return (
-        f":white_check_mark: **compliance/sign-off**: pipeline #{request.pipeline_id} "
-        f"(`{(request.sha or '')[:8]}`) was approved in Slack by {names} and the gate job "
-        f"was played by approval-bot.{record}"
+        f":white_check_mark: **compliance/sign-off**: pipeline {request.pipeline_id} "
+        f"({gitlab_markdown((request.sha or '')[:8])}) was approved in Slack by {names} and "
+        f"the gate job was played by approval-bot.{record}"
     )
 
 
@@ -196,13 +201,29 @@ def judging(rt: Runtime, click: dict[str, Any], request: ApprovalRequest) -> Jud
     return Judging(loaded, gate, clicker, user, change_people(request))
 
 
-def clicked_request(rt: Runtime, click: dict[str, Any]) -> ApprovalRequest | None:
-    """The request a button click names; an unknown one is told to the clicker."""
+def clicked_request(
+    rt: Runtime, click: dict[str, Any], buttons: Literal["request", "rollback"] = "request"
+) -> ApprovalRequest | None:
+    """The request a button click names, when the click came from that request's own
+    message (`buttons`: the request message, or its rollback replies); otherwise the
+    clicker is told why and nothing more happens."""
     try:
-        return store.get(rt.db, click["request_id"])
+        request = store.get(rt.db, click["request_id"])
     except store.RequestNotFound:
         tell(rt, click, UNKNOWN_REQUEST)
         return None
+    came_from = from_request_message if buttons == "request" else from_rollback_message
+    if not came_from(click, request):
+        log.warning(
+            "click on %s by %s from another message (%s %s) not counted",
+            request.id,
+            click.get("user_id"),
+            click.get("message_channel"),
+            click.get("message_ts"),
+        )
+        tell(rt, click, not_its_message(request))
+        return None
+    return request
 
 
 def tell(rt: Runtime, target: dict[str, Any], text: str) -> None:

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from bot.gitlab import GitLabError
+from bot.outside_text import gitlab_status
 from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store import requests as store
@@ -44,9 +45,7 @@ def update(payload: dict[str, Any]) -> str:
     request = store.get(rt.db, payload["request_id"])
     if not request.sha:
         return "no-sha"
-    state, description = BYPASSED if request.bypassed_at else STATES[request.state]
-    if request.state == RequestState.REJECTED and request.reject_reason:
-        description = f"Rejected: {request.reject_reason}"
+    state, description = status_of(request)
     try:
         rt.gitlab.set_commit_status(
             request.project_id,
@@ -64,6 +63,15 @@ def update(payload: dict[str, Any]) -> str:
         log.warning("GitLab write-back for %s failed: %s", request.id, exc)
         raise  # RQ retries with backoff
     return state
+
+
+def status_of(request: ApprovalRequest) -> tuple[str, str]:
+    """The commit status (state, description) for a request; a reject reason is outside
+    text, made safe for a status description."""
+    state, description = BYPASSED if request.bypassed_at else STATES[request.state]
+    if request.state == RequestState.REJECTED and request.reject_reason:
+        description = gitlab_status(f"Rejected: {request.reject_reason}")
+    return state, description
 
 
 def _link(rt: Runtime, request: ApprovalRequest) -> str | None:

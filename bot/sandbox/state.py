@@ -127,7 +127,11 @@ def _message_html(
         for reply in replies:
             message = driver.slack.messages.get((reply.channel, reply.ts), {})
             html = render_message(message.get("text"), message.get("blocks"), display_name)
-            parts.append(f'<div class="reply"><b>{BOT_NAME}</b> {html}</div>')
+            # Its own channel and ts: a click on a reply's button names the reply, as in Slack.
+            where = f'data-channel="{escape(reply.channel)}" data-ts="{escape(reply.ts)}"'
+            parts.append(f'<div class="reply" {where}><b>{BOT_NAME}</b> {html}</div>')
+            for user_id, text in answers.get((reply.channel, reply.ts), []):
+                parts.append(_ephemeral_html(user_id, text))
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)

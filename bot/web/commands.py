@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot import approvals
 from bot.directory import roles_of
 from bot.evidence import gate_for_request
+from bot.outside_text import (
+    slack_channel,
+    slack_code,
+    slack_link,
+    slack_mrkdwn,
+    slack_user,
+    slack_usergroup,
+)
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
 from bot.store import requests as store
-from bot.store.models import RequestState, utcnow
+from bot.store.models import ApprovalRequest, RequestState, utcnow
 from bot.web import failed_jobs
 
 HELP = (
     "*/approvals* — compliance approvals\n"
-    "• `/approvals pending` — open approval requests (admins and approvers)\n"
+    "• `/approvals pending` — open approval requests you may approve (admins: all)\n"
     "• `/approvals whoami` — your roles in the approver policy and the gates you may approve\n"
     "• `/approvals policy [project]` — who may approve each gate, or only the gates of a "
     "project (admins)\n"
@@ -22,12 +32,13 @@ HELP = (
 )
 NOT_ALLOWED = "Only policy admins and approvers may list pending approvals."
 NONE_PENDING = "No approval requests are waiting."
+NONE_PENDING_FOR_YOU = "No approval requests are waiting for a role you hold."
 POLICY_NOT_ALLOWED = (
     "Only policy admins may view the approver policy here ({admins}); "
     "ask one of them, or read the policy file in the bot's configuration."
 )
 NO_ADMINS = "the policy names no admins"
-NO_GATE_FOR = "No gate of the policy (version `{version}`) covers project `{project}`."
+NO_GATE_FOR = "No gate of the policy (version `{version}`) covers project {project}."
 # Slack shows at most 3000 characters in a section: every answer stays below that.
 MAX_TEXT = 3000
 MAX_MEMBERS_SHOWN = 25
@@ -55,9 +66,9 @@ def whoami(rt: Runtime, user_id: str) -> str:
     roles = roles_of(policy, rt.slack, user_id)
     admin = " You are a policy admin." if policy.is_admin(user_id) else ""
     held = ", ".join(sorted(roles)) if roles else "no approver role"
-    head = f"You are <@{user_id}>: {held}.{admin}"
+    head = f"You are {slack_user(user_id)}: {held}.{admin}"
     approvable = [
-        f"• `{gate.project}` job `{gate.job}` as {' or '.join(sorted(mine))}"
+        f"• {slack_code(gate.project)} job {slack_code(gate.job)} as {' or '.join(sorted(mine))}"
         for gate in policy.gates
         if (mine := roles & set(approvals.gate_roles(gate)))
     ]
@@ -70,30 +81,41 @@ def whoami(rt: Runtime, user_id: str) -> str:
 
 
 def pending(rt: Runtime, user_id: str) -> str:
+    """Pending requests of the gates this person may approve (roles from the policy and
+    live user groups); admins see every one."""
     loaded = rt.policy.current
     policy = loaded.policy
-    if not policy.is_admin(user_id) and not roles_of(policy, rt.slack, user_id):
+    admin = policy.is_admin(user_id)
+    roles = roles_of(policy, rt.slack, user_id)
+    if not admin and not roles:
         return NOT_ALLOWED
-    rows = [r for r in store.open_requests(rt.db) if r.state == RequestState.PENDING]
+    rows = []
+    for row in store.open_requests(rt.db):
+        if row.state != RequestState.PENDING:
+            continue
+        gate = gate_for_request(policy, row)
+        if admin or (gate is not None and roles & set(approvals.gate_roles(gate))):
+            rows.append((row, gate))
     if not rows:
-        return NONE_PENDING
+        return NONE_PENDING if admin else NONE_PENDING_FOR_YOU
     now = utcnow()
     lines = [f"*{len(rows)} pending approval request(s):*"]
-    for row in rows[:20]:
-        gate = gate_for_request(policy, row)
+    for row, gate in rows[:20]:
         missing = "?"
         if gate is not None:
             missing = approvals.describe_missing(store.progress(rt.db, row.id, gate)[2])
-        age_min = int((now - row.created_at).total_seconds() // 60)
-        link = (
-            f"<{row.pipeline_url}|#{row.pipeline_id}>"
-            if row.pipeline_url
-            else f"#{row.pipeline_id}"
-        )
-        lines.append(
-            f"• {row.project_path} {link} (`{row.ref}`), {age_min} min old — needs {missing}"
-        )
-    return "\n".join(lines)
+        lines.append(pending_line(row, missing, now))
+    return _clip("\n".join(lines))
+
+
+def pending_line(row: ApprovalRequest, missing: str, now: datetime) -> str:
+    """One pending request in `/approvals pending`, its GitLab facts escaped."""
+    age_min = int((now - row.created_at).total_seconds() // 60)
+    link = slack_link(row.pipeline_url, f"#{row.pipeline_id}")
+    return (
+        f"• {slack_mrkdwn(row.project_path)} {link} ({slack_code(row.ref)}), "
+        f"{age_min} min old — needs {missing}"
+    )
 
 
 def policy_view(rt: Runtime, user_id: str, project: str | None) -> str:
@@ -101,19 +123,21 @@ def policy_view(rt: Runtime, user_id: str, project: str | None) -> str:
     loaded = rt.policy.current
     policy = loaded.policy
     if not policy.is_admin(user_id):
-        admins = ", ".join(f"<@{a}>" for a in policy.admins[:10]) or NO_ADMINS
+        admins = ", ".join(slack_user(a) for a in policy.admins[:10]) or NO_ADMINS
         return POLICY_NOT_ALLOWED.format(admins=admins)
     version = loaded.version[:12]
     gates = list(policy.gates) if project is None else policy.gates_for_project(project)
     if not gates:
-        return NO_GATE_FOR.format(version=version, project=project)
-    scope = "" if project is None else f" for `{project}`"
+        return NO_GATE_FOR.format(version=version, project=slack_code(project))
+    scope = "" if project is None else f" for {slack_code(project)}"
     header = f"*Approver policy* version `{version}`: {len(gates)} gate(s){scope}"
     return _fit(header, [describe_gate(policy, gate) for gate in gates])
 
 
 def describe_gate(policy: Policy, gate: Gate) -> str:
-    lines = [f"*`{gate.project}`* job `{gate.job}` → <#{gate.channel}>"]
+    lines = [
+        f"*{slack_code(gate.project)}* job {slack_code(gate.job)} → {slack_channel(gate.channel)}"
+    ]
     for rule in gate.require:
         lines.append(f"  • {rule.count} × {rule.role}: {_holders(policy, rule.role)}")  # noqa: RUF001
     duties = getattr(gate, "duties", None)
@@ -136,7 +160,7 @@ def _holders(policy: Policy, role_name: str) -> str:
     role = policy.roles.get(role_name)
     if role is None:
         return "(unknown role)"
-    shown = [f"<@{m}>" for m in role.members] + [f"<!subteam^{g}>" for g in role.usergroups]
+    shown = [slack_user(m) for m in role.members] + [slack_usergroup(g) for g in role.usergroups]
     if len(shown) > MAX_MEMBERS_SHOWN:
         more = len(shown) - MAX_MEMBERS_SHOWN
         shown = [*shown[:MAX_MEMBERS_SHOWN], f"…and {more} more"]

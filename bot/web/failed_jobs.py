@@ -6,13 +6,14 @@ from __future__ import annotations
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from bot.outside_text import slack_code, slack_mrkdwn
 from bot.runtime import Runtime
 from workers.queue import make_queue
 
 ONLY_ADMINS = "Only policy admins may see or retry failed jobs."
 NONE_FAILED = "No failed jobs: everything the bot queued has run."
-NO_SUCH_JOB = "No failed job `{job}` (see `/approvals failed`)."
-RETRIED = "Job `{job}` (`{function}`) is queued again."
+NO_SUCH_JOB = "No failed job {job} (see `/approvals failed`)."
+RETRIED = "Job {job} ({function}) is queued again."
 SHOWN = 15
 
 
@@ -31,7 +32,9 @@ def failed(rt: Runtime, user_id: str) -> str:
         result = job.latest_result()
         text = result.exc_string if result is not None and result.exc_string else ""
         error = text.strip().splitlines()[-1:] or ["?"]
-        lines.append(f"• `{job.id}` `{job.func_name}`: {error[0][:200]}")
+        lines.append(
+            f"• {slack_code(job.id)} {slack_code(job.func_name)}: {slack_mrkdwn(error[0][:200])}"
+        )
     if len(ids) > SHOWN:
         lines.append(f"…and {len(ids) - SHOWN} more")
     return "\n".join(lines)
@@ -43,7 +46,7 @@ def retry(rt: Runtime, user_id: str, job_id: str | None) -> str:
     queue = make_queue(rt.redis)
     registry = FailedJobRegistry(queue=queue)
     if not job_id or job_id not in registry.get_job_ids():
-        return NO_SUCH_JOB.format(job=job_id or "?")
+        return NO_SUCH_JOB.format(job=slack_code(job_id))
     job = Job.fetch(job_id, connection=rt.redis, serializer=queue.serializer)
     registry.requeue(job_id)
-    return RETRIED.format(job=job_id, function=job.func_name)
+    return RETRIED.format(job=slack_code(job_id), function=slack_code(job.func_name))

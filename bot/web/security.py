@@ -76,8 +76,3 @@ def slack_signature_ok(
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), signature.encode())
-
-
-def replay_key(signature: str) -> str:
-    """Redis key remembering a Slack request already accepted (replays are refused)."""
-    return "approval-bot:slack-seen:" + hashlib.sha256(signature.encode()).hexdigest()

@@ -34,6 +34,7 @@ class ChannelRef(_Model):
 
 class Container(_Model):
     channel_id: str | None = None
+    message_ts: str | None = None
 
 
 class BlockActions(_Model):
@@ -44,12 +45,36 @@ class BlockActions(_Model):
     response_url: str | None = None
     channel: ChannelRef | None = None
     container: Container | None = None
+    # Read loosely: only its `ts` matters, and a click whose message has none (or no
+    # message at all) simply does not come from the request's message.
+    message: Any = None
 
     @property
     def channel_id(self) -> str | None:
         if self.channel is not None:
             return self.channel.id
         return self.container.channel_id if self.container else None
+
+    @property
+    def message_origin(self) -> tuple[str | None, str | None]:
+        """(channel, message ts) of the message whose button was clicked; None for a part
+        the payload does not give, or gives twice in two different ways."""
+        return (
+            _agreed(self.channel.id if self.channel else None, self.container, "channel_id"),
+            _agreed(_ts_of(self.message), self.container, "message_ts"),
+        )
+
+
+def _ts_of(message: Any) -> str | None:
+    ts = message.get("ts") if isinstance(message, dict) else None
+    return ts if isinstance(ts, str) and ts else None
+
+
+def _agreed(value: str | None, container: Container | None, field: str) -> str | None:
+    other = getattr(container, field) if container is not None else None
+    if value is not None and other is not None and value != other:
+        return None
+    return value or other
 
 
 class InputValue(_Model):
@@ -61,6 +86,7 @@ class ViewState(_Model):
 
 
 class View(_Model):
+    id: str = ""
     callback_id: str = ""
     private_metadata: str = ""
     state: ViewState = Field(default_factory=ViewState)

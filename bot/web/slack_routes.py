@@ -9,15 +9,18 @@ from urllib.parse import parse_qs
 from flask import Blueprint, Response, request
 from prometheus_client import Counter
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from bot import approvals, blocks
+from bot.click_origin import from_request_message, not_its_message
 from bot.directory import roles_of
 from bot.evidence import gate_for_request
-from bot.slack import SlackError
+from bot.slack import NO_PARSING, SlackError
 from bot.store import requests as store
+from bot.store import slack_guard
 from bot.store.models import ApprovalRequest, RequestState
-from bot.web import commands
-from bot.web.security import replay_key, slack_signature_ok
+from bot.web import commands, slack_origin
+from bot.web.security import SLACK_MAX_AGE_S, slack_signature_ok
 from bot.web.slack_payloads import BadPayload, BlockActions, ViewSubmission, parse_interaction
 from bot.web.support import BodyTooLarge, Edge, answer, edge, error, parse_json, read_body
 from workers import queue as jobs
@@ -28,12 +31,15 @@ blueprint = Blueprint("slack", __name__)
 INTERACTIONS = Counter(
     "approval_bot_slack_requests_total", "Slack requests by kind and outcome", ["kind", "outcome"]
 )
-REPLAY_TTL_S = 10 * 60
 REASON_REQUIRED = "Please say why you reject this deployment."
 UNKNOWN_REQUEST = "This approval request is unknown to the bot."
 NO_GATE = "No gate in the current policy covers this job."
 NOT_PENDING = "This request is already {state}; it can no longer be rejected."
 MODAL_FAILED = "Slack did not open the rejection form ({error}); please click Reject again."
+NOT_OUR_FORM = (
+    "This rejection form was not opened by approval-bot for you on this request; close it "
+    "and click Reject on the request's message."
+)
 
 
 class Unverified(Exception):
@@ -50,18 +56,21 @@ def _verified_form(ctx: Edge) -> dict[str, str]:
     except BodyTooLarge:
         raise Unverified(413, f"body larger than {settings.MAX_BODY_BYTES} bytes") from None
     signature = request.headers.get("X-Slack-Signature")
+    timestamp = request.headers.get("X-Slack-Request-Timestamp")
     if not slack_signature_ok(
-        body,
-        request.headers.get("X-Slack-Request-Timestamp"),
-        signature,
-        settings.SLACK_SIGNING_SECRET.get_secret_value(),
+        body, timestamp, signature, settings.SLACK_SIGNING_SECRET.get_secret_value()
     ):
         raise Unverified(401, "invalid or stale Slack signature")
     assert signature is not None
+    assert timestamp is not None
+    # Remembered in the database, not Redis: a flushed or restarted Redis must not make a
+    # captured request count again. Kept until the signature check would refuse it anyway.
     try:
-        first_time = ctx.runtime.redis.set(replay_key(signature), "1", nx=True, ex=REPLAY_TTL_S)
-    except RedisError:
-        raise Unverified(503, "not ready: Redis is unavailable") from None
+        first_time = slack_guard.first_sighting(
+            ctx.runtime.db, signature, int(timestamp) + SLACK_MAX_AGE_S
+        )
+    except DBAPIError:
+        raise Unverified(503, "not ready: the database is unavailable") from None
     if not first_time:
         raise Unverified(401, "replayed Slack request")
     try:
@@ -86,6 +95,11 @@ def interactions() -> tuple[Response, int] | Response:
     except ValueError:
         INTERACTIONS.labels("interaction", "bad_request").inc()
         return error(400, "payload must be a JSON object")
+    foreign = slack_origin.foreign(ctx.runtime.settings, slack_origin.of_interaction(payload))
+    if foreign is not None:
+        log.warning("Slack interaction refused (401): %s", foreign)
+        INTERACTIONS.labels("interaction", "foreign").inc()
+        return error(401, foreign)
     try:
         interaction = parse_interaction(payload)
         if isinstance(interaction, BlockActions):
@@ -111,12 +125,16 @@ def _block_actions(ctx: Edge, payload: BlockActions) -> Response:
     ):
         INTERACTIONS.labels("block_actions", "ignored").inc()
         return Response(status=200)
+    channel, message_ts = payload.message_origin
     click = {
         "request_id": action.value,
         "user_id": payload.user.id,
         "user_name": payload.user.display,
         "response_url": payload.response_url,
         "channel_id": payload.channel_id,
+        # Where the clicked button is: a click counts only on the request's own message.
+        "message_channel": channel,
+        "message_ts": message_ts,
     }
     if action.action_id in (blocks.APPROVE_ACTION, blocks.ROLLBACK_ACTION):
         job = jobs.APPROVE if action.action_id == blocks.APPROVE_ACTION else jobs.ROLLBACK
@@ -138,11 +156,15 @@ def _open_reject_modal(ctx: Edge, click: dict[str, Any], trigger_id: str) -> Res
             request_row.id, request_row.project_path, request_row.pipeline_id
         )
         try:
-            ctx.runtime.slack.open_view(trigger_id, view)
-            INTERACTIONS.labels("reject", "modal").inc()
-            return Response(status=200)
+            view_id = ctx.runtime.slack.open_view(trigger_id, view)
         except SlackError as exc:
             refusal = MODAL_FAILED.format(error=exc.error)
+        else:
+            # The submission carries no message: it counts only for the form opened here.
+            if view_id:
+                slack_guard.record_view(ctx.runtime.db, view_id, request_row.id, click["user_id"])
+            INTERACTIONS.labels("reject", "modal").inc()
+            return Response(status=200)
     jobs.enqueue(ctx.queue, jobs.NOTIFY, {**click, "text": refusal})
     INTERACTIONS.labels("reject", "refused").inc()
     return Response(status=200)
@@ -154,6 +176,8 @@ def _reject_refusal(
     """Why this user may not reject now (None: they may). The worker checks again."""
     if request_row is None:
         return UNKNOWN_REQUEST
+    if not from_request_message(click, request_row):
+        return not_its_message(request_row)
     if request_row.state != RequestState.PENDING:
         return NOT_PENDING.format(state=request_row.state)
     policy = ctx.runtime.policy.current.policy
@@ -178,6 +202,12 @@ def _view_submission(ctx: Edge, payload: ViewSubmission) -> tuple[Response, int]
     if reason is None or not reason.strip():
         errors = {blocks.REASON_BLOCK: REASON_REQUIRED}
         return answer(200, response_action="errors", errors=errors)
+    if not slack_guard.view_opened_for(
+        ctx.runtime.db, view.id, view.private_metadata, payload.user.id
+    ):
+        log.warning("rejection form %r not opened by the bot for this request", view.id)
+        INTERACTIONS.labels("reject", "foreign_view").inc()
+        return answer(200, response_action="errors", errors={blocks.REASON_BLOCK: NOT_OUR_FORM})
     submission = {
         "request_id": view.private_metadata,
         "user_id": payload.user.id,
@@ -198,9 +228,14 @@ def slash_commands() -> tuple[Response, int]:
         log.info("Slack command refused (%d): %s", exc.status, exc)
         INTERACTIONS.labels("command", "refused").inc()
         return error(exc.status, str(exc))
+    foreign = slack_origin.foreign(ctx.runtime.settings, slack_origin.of_command(form))
+    if foreign is not None:
+        log.warning("Slack command refused (401): %s", foreign)
+        INTERACTIONS.labels("command", "foreign").inc()
+        return error(401, foreign)
     user_id = form.get("user_id", "")
     if not user_id:
         return error(400, "user_id missing")
     text = commands.answer(ctx.runtime, user_id, form.get("text", ""))
     INTERACTIONS.labels("command", "answered").inc()
-    return answer(200, response_type="ephemeral", text=text)
+    return answer(200, response_type="ephemeral", text=text, parse=NO_PARSING)

@@ -7,6 +7,7 @@ Budget: the package sends a little over 11,000 requests (keep it above 10,000) i
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,7 +24,11 @@ from bot.store.migrate import upgrade
 from bot.store.models import RequestState, utcnow
 from tests.fuzz.edge import REDIS_URL, Edge, build_app, settings_env
 
-LOCK_PATH = Path("/tmp/approval-bot-fuzz-redis-db8.lock")
+# One lock per Redis database used: sessions on other Redis servers (TEST_REDIS_SERVER) do
+# not wait for each other.
+LOCK_PATH = Path(
+    "/tmp/approval-bot-fuzz-" + hashlib.sha256(REDIS_URL.encode()).hexdigest()[:12] + ".lock"
+)
 LOCK_TIMEOUT_S = 300
 
 _session: dict[str, Edge] = {}
@@ -101,7 +106,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             break
         except BlockingIOError:
             if time.monotonic() > deadline:
-                pytest.fail(f"another fuzz session holds {LOCK_PATH} (Redis DB 8)")
+                pytest.fail(f"another fuzz session holds {LOCK_PATH} ({REDIS_URL})")
             time.sleep(0.2)
     gitlab = FakeGitLab(token="glpat-test").start()
     slack = FakeSlack(token="xoxb-test-token").start()

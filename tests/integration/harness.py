@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import requests
 
@@ -26,10 +27,10 @@ from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.gitlab_events import pipeline_event
 from bot.simulators.slack import FakeSlack
 from bot.simulators.slack_signing import (
-    block_actions_body,
+    block_actions_payload,
     signed_headers,
     slash_command_body,
-    view_submission_body,
+    view_submission_payload,
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -84,6 +85,9 @@ class Bot:
     audit: FakeAuditApi | None = None
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Merged into every interaction payload / slash command form (e.g. an enterprise id).
+    payload_extra: dict[str, Any] = field(default_factory=dict)
+    command_extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -189,17 +193,47 @@ class Bot:
         return requests.post(f"{self.url}{path}", data=body, headers=headers, timeout=10)
 
     def click(self, user_id: str, action: str, request_id: str, **kwargs: Any) -> requests.Response:
+        """A click on the button of the message that carries it (as Slack sends it), unless
+        `channel_id` / `message_ts` say otherwise."""
         kwargs.setdefault("response_url", self.slack.response_url(f"{user_id}-{action}"))
-        body = block_actions_body(user_id, action, request_id, **kwargs)
+        posted = self.message_with_button(action, request_id)
+        if posted is not None:
+            kwargs.setdefault("channel_id", posted[0])
+            kwargs.setdefault("message_ts", posted[1])
+        payload = block_actions_payload(user_id, action, request_id, **kwargs)
+        return self.interact(payload)
+
+    def interact(self, payload: dict[str, Any]) -> requests.Response:
+        """POST a signed interaction payload (with `payload_extra` merged in)."""
+        body = urlencode({"payload": json.dumps({**payload, **self.payload_extra})}).encode()
         return self.post_slack("/slack/interactions", body)
 
-    def submit_reason(self, user_id: str, request_id: str, reason: str) -> requests.Response:
-        return self.post_slack(
-            "/slack/interactions", view_submission_body(user_id, request_id, reason)
-        )
+    def message_with_button(self, action: str, value: str) -> tuple[str, str] | None:
+        """(channel, ts) of the latest message the bot posted with this button."""
+        for entry in reversed(list(self.slack.message_log)):
+            if entry.get("action") == "post" and _has_button(entry.get("blocks"), action, value):
+                return str(entry["channel"]), str(entry["ts"])
+        return None
+
+    def submit_reason(
+        self, user_id: str, request_id: str, reason: str, view_id: str | None = None
+    ) -> requests.Response:
+        """Submit the rejection form the bot opened for this request (its view id)."""
+        if view_id is None:
+            opened = [
+                v["id"]
+                for v in list(self.slack.views)
+                if v["view"].get("private_metadata") == request_id
+            ]
+            view_id = opened[-1] if opened else "V0000000001"
+        payload = view_submission_payload(user_id, request_id, reason, view_id=view_id)
+        return self.interact(payload)
 
     def command(self, user_id: str, text: str) -> requests.Response:
         body = slash_command_body(user_id, text, response_url=self.slack.response_url("cmd"))
+        if self.command_extra:
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            body = urlencode({**form, **self.command_extra}).encode()
         return self.post_slack("/slack/commands", body)
 
     def posted_request(self, channel: str = "C0DEPLOYS", count: int = 1) -> dict[str, Any]:
@@ -237,6 +271,15 @@ class Bot:
     def ledger(self) -> list[dict[str, Any]]:
         result = self.run("ledger", "export", "--format", "json")
         return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _has_button(blocks: Any, action: str, value: str) -> bool:
+    for block in blocks or []:
+        if isinstance(block, dict) and block.get("type") == "actions":
+            for element in block.get("elements", []):
+                if element.get("action_id") == action and element.get("value") == value:
+                    return True
+    return False
 
 
 def request_id_of(message: dict[str, Any]) -> str:

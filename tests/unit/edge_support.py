@@ -17,6 +17,7 @@ from flask import Flask
 from bot.logs import clear_secrets
 from bot.runtime import Runtime, build_runtime
 from bot.settings import load_settings
+from bot.store.migrate import upgrade
 from bot.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,7 @@ def env_for(tmp: Path, redis_url: str, **extra: str) -> dict[str, str]:
 @contextmanager
 def edge_app(tmp: Path, redis_url: str, **extra: str) -> Iterator[tuple[Flask, Runtime]]:
     runtime = build_runtime(load_settings(env_for(tmp, redis_url, **extra)))
+    upgrade(runtime.db)  # the Slack replay guard lives in the database
     try:
         yield create_app(runtime), runtime
     finally:

@@ -161,7 +161,8 @@ def test_reject_modal_renders_title_reason_input_and_buttons() -> None:
     parsed = Tags(html)
     assert parsed.named("form")[0]["data-callback-id"] == "reject_reason"
     assert '<h2 class="bk-modal-title">Reject deployment</h2>' in html
-    assert "Reject <b>fintech/payments</b> pipeline #5001?" in html  # <…> is a Slack token
+    # The project path is outside text: escaped, shown literally (no Slack token).
+    assert "Reject <b>fintech/&lt;payments&gt;</b> pipeline #5001?" in html
     area = parsed.named("textarea")[0]
     assert area["data-block-id"] == "reason"
     assert area["data-action-id"] == "reason"

@@ -96,7 +96,8 @@ async function sendClick(click) {
 function onMessageClick(event) {
   const button = event.target.closest(".msg .bk-button[data-action-id]");
   if (!button) return;
-  const message = button.closest(".msg");
+  // The message the button is on: a thread reply has its own ts, as in Slack.
+  const message = button.closest("[data-ts]");
   const click = {
     action_id: button.dataset.actionId,
     value: button.dataset.value,
