@@ -121,7 +121,9 @@ def _escape(part: str) -> str:
 def response_pointer(path: str, method: str, status: int) -> str | None:
     """Pointer to the JSON schema documented for this answer, None if it has no JSON body.
 
-    Raises KeyError when the status is not documented at all.
+    Raises KeyError when the status is not documented at all. The app under fuzz must
+    answer a status its operation lists; the `4XX`/`5XX` ranges are the server's own
+    refusals, which never come from the app.
     """
     responses = spec()["paths"][path][method.lower()]["responses"]
     answer = responses[str(status)]
