@@ -151,11 +151,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return reconcile_command(runtime, args.since, args.environment)
     if args.command == "web":
         from bot.web.app import create_app
-        from bot.web.server import WebServer, worker_setup
+        from bot.web.server import WebServer, edge_limits, worker_setup
 
         app = create_app(runtime)
         server = WebServer(
-            app, args.host, args.port, args.workers, args.threads, worker_setup(runtime)
+            app,
+            args.host,
+            args.port,
+            args.workers,
+            args.threads,
+            worker_setup(runtime),
+            limits=edge_limits(settings),
         )
         server.run()
         return EXIT_OK

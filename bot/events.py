@@ -46,7 +46,9 @@ class BadEvent(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Strict: an id is a JSON integer, never `true` or "101"; a name is a JSON string.
+    # GitLab sends every field read here with exactly these types (or null where optional).
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class HookUser(_Model):

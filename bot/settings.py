@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # How often the worker sweeps: closes expired requests, recovers orphaned plays,
     # re-posts lost messages, retries the audit outbox.
     SWEEP_INTERVAL_SECONDS: int = Field(default=10, ge=1, le=60)
+    # How long a client may take to send a request's head, then its body, to `web`
+    # (whole-request deadlines, like nginx's client_header_timeout / client_body_timeout).
+    HTTP_HEADER_TIMEOUT_SECONDS: int = Field(default=10, ge=1, le=120)
+    HTTP_BODY_TIMEOUT_SECONDS: int = Field(default=10, ge=1, le=120)
 
     @property
     def play_lease(self) -> timedelta:

@@ -1,4 +1,8 @@
-"""`approval-bot web`: the Flask app under gunicorn (threads, graceful SIGTERM drain)."""
+"""`approval-bot web`: the Flask app under gunicorn (threads, graceful SIGTERM drain).
+
+The worker class is bot.web.edge_worker.EdgeWorker: gthread, except that requests are read
+whole in the event loop (within EdgeLimits) before a thread serves them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
 from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.web.edge_worker import EdgeLimits, EdgeWorker
 
 GRACEFUL_TIMEOUT_S = 30
 
@@ -35,13 +41,16 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         workers: int,
         threads: int,
         on_fork: Callable[[], None] | None = None,
+        limits: EdgeLimits | None = None,
     ) -> None:
         self._app = app
+        self.edge_limits = limits or EdgeLimits()  # read by each EdgeWorker
         self._options: dict[str, Any] = {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": EdgeWorker,
             "threads": threads,
+            "worker_connections": self.edge_limits.max_connections,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 60,
             "keepalive": 5,
@@ -62,6 +71,14 @@ class WebServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         return self._app
+
+
+def edge_limits(settings: Settings) -> EdgeLimits:
+    return EdgeLimits(
+        max_body_bytes=settings.MAX_BODY_BYTES,
+        header_timeout_s=settings.HTTP_HEADER_TIMEOUT_SECONDS,
+        body_timeout_s=settings.HTTP_BODY_TIMEOUT_SECONDS,
+    )
 
 
 def worker_setup(runtime: Runtime) -> Callable[[], None]:

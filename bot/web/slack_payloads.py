@@ -10,7 +10,8 @@ from bot.validation import first_problem
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Strict: each field only from its own JSON type (no bool or number read as another).
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class SlackUserRef(_Model):

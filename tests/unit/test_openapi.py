@@ -77,13 +77,15 @@ def test_operations_document_their_headers_and_errors() -> None:
     paths = spec()["paths"]
     webhook = paths["/webhooks/gitlab"]["post"]
     assert {"X-Gitlab-Token", "Idempotency-Key"} <= header_names(webhook)
-    assert set(webhook["responses"]) == {"200", "202", "400", "401", "413", "503"}
+    assert set(webhook["responses"]) == {"200", "202", "400", "401", "413", "503", "4XX", "5XX"}
     for path in ("/slack/interactions", "/slack/commands"):
         operation = paths[path]["post"]
         assert {"X-Slack-Signature", "X-Slack-Request-Timestamp"} <= header_names(operation)
         assert {"200", "400", "401", "413", "503"} <= set(operation["responses"])
         assert "application/x-www-form-urlencoded" in operation["requestBody"]["content"]
-    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503", "4XX", "5XX"}
+    for _path, _method, operation in operations():  # the server's own refusals, anywhere
+        assert {"4XX", "5XX"} <= set(operation["responses"])
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     for path, method, operation in operations():
         for status, declared in operation["responses"].items():
