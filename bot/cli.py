@@ -23,6 +23,11 @@ DESCRIPTION = (
     "Compliance approval bot: GitLab CI manual gates approved from Slack,\n"
     "with a tamper-evident sign-off ledger."
 )
+SANDBOX_REDIS_HELP = (
+    "the Redis the sandbox's bot uses; a URL without a database number gets the sandbox's "
+    "own, 15 (default: REDIS_URL when set, else 127.0.0.1:6379 when it answers, else a "
+    "private redis-server under var/redis/)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,9 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="the page's address")
     sandbox.add_argument("--port", type=int, default=8000, help="the page's port (0: any free)")
-    sandbox.add_argument(
-        "--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis the sandbox's bot uses"
-    )
+    sandbox.add_argument("--redis-url", help=SANDBOX_REDIS_HELP)
     sandbox.add_argument(
         "--workdir",
         type=Path,

@@ -70,6 +70,12 @@ def test_after_db_upgrade_the_empty_ledger_exports(tmp_path: Path) -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_sandbox_redis_url_without_scheme_says_it_needs_one(tmp_path: Path) -> None:
+    done = run("sandbox", "--port", "0", "--redis-url", "localhost:6391", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == f"approval-bot sandbox: --redis-url localhost:6391 {NEEDS_SCHEME}\n"
+
+
 def test_worker_with_a_redis_url_without_scheme_refuses_to_start(tmp_path: Path) -> None:
     done = run("worker", "--burst", cwd=tmp_path, REDIS_URL="localhost:6391", **SETTINGS)
     assert done.returncode == 2
