@@ -7,7 +7,6 @@ import argparse
 import pytest
 
 from bot.cli import build_parser, main
-from bot.cli_help import commands
 
 
 def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -17,7 +16,19 @@ def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
-COMMANDS = [path for path, _text in commands(build_parser())]
+def command_lines(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+    """Every runnable command line (`db upgrade`, `ledger export`, …) of the parser."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [path]
+    return [
+        line
+        for name, child in subs[0].choices.items()
+        for line in command_lines(child, [*path, name])
+    ]
+
+
+COMMANDS = command_lines(build_parser(), [])
 
 
 def test_the_top_level_help_lists_every_command_line(capsys: pytest.CaptureFixture[str]) -> None:
