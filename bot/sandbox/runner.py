@@ -2,9 +2,10 @@
 
 Order matters: Redis is chosen and checked first (a clear line and exit 2 instead of a
 worker that waits forever; a private redis-server when there is none, see
-bot.sandbox.redis_choice), the page's port is bound before anything is started (a busy port fails
-fast), and on Ctrl-C or SIGTERM the children get SIGTERM before the simulators stop, so
-the worker drains against a GitLab and Slack that still answer.
+bot.sandbox.redis_choice), the page's port is bound before anything is started (a busy
+port fails fast), and on Ctrl-C or SIGTERM the children get SIGTERM before the simulators
+stop, so the worker drains against a GitLab and Slack that still answer; a private Redis
+stops last.
 """
 
 from __future__ import annotations
@@ -89,8 +90,11 @@ class _Redis:
     private: PrivateRedis | None
 
     def check_alive(self) -> None:
-        code = None if self.private is None else self.private.exit_code()
-        if code is not None and self.private is not None:
+        """A private Redis that died ends the sandbox with its log, as a dead child does."""
+        if self.private is None:
+            return
+        code = self.private.exit_code()
+        if code is not None:
             raise ChildDied(REDIS_DIED.format(code=code, log=self.private.log_tail()))
 
 
