@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	touch $(STAMP)
 
 ## Try the bot without GitLab or Slack: simulated ones, the real bot, a page at http://127.0.0.1:8000/.
+## `make sandbox REDIS_URL=redis://HOST:PORT` uses that Redis (database 15 unless the URL names one).
 sandbox: $(STAMP)
-	$(BIN)/approval-bot sandbox
+	exec $(BIN)/approval-bot sandbox
 
-## Run the bot locally: web on http://127.0.0.1:8080 and a worker, SQLite under var/.
+## Run the bot locally: web on http://127.0.0.1:8080 and a worker, SQLite under var/; a private
+## Redis under var/redis/ when REDIS_URL is unset and nothing answers at 127.0.0.1:6379.
+## exec: make's SIGTERM goes to the supervisor itself, which stops everything it started.
 run: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/run-local
+	PATH="$(abspath $(BIN)):$$PATH" exec scripts/run-local
 
 ## The whole test suite (needs Redis and PostgreSQL on 127.0.0.1, see README).
 test: $(STAMP)

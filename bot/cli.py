@@ -1,4 +1,4 @@
-"""The `approval-bot` command: web, worker, db, config, ledger, sandbox."""
+"""The `approval-bot` command: web, worker, db, config, ledger, reconcile, policy, sandbox, …"""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.cli_help import finish
+from bot.cli_support import CliError, ledger_database
 from bot.policy import PolicyError, load_policy
 from bot.settings import SettingsError, load_settings
 
@@ -17,19 +19,24 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
-
-
-class CliError(Exception):
-    """A one-line error for the operator; exits 2 without a traceback."""
+DESCRIPTION = (
+    "Compliance approval bot: GitLab CI manual gates approved from Slack,\n"
+    "with a tamper-evident sign-off ledger."
+)
+SANDBOX_REDIS_HELP = (
+    "the Redis the sandbox's bot uses; a URL without a database number gets the sandbox's "
+    "own, 15 (default: REDIS_URL when set, else 127.0.0.1:6379 when it answers, else a "
+    "private redis-server under var/redis/)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="approval-bot", description=__doc__)
+    parser = argparse.ArgumentParser(prog="approval-bot", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     web = sub.add_parser("web", help="serve the HTTP app (gunicorn)")
-    web.add_argument("--host", default="127.0.0.1")
-    web.add_argument("--port", type=int, default=8080)
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    web.add_argument("--port", type=int, default=8080, help="port to listen on")
     web.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     web.add_argument("--threads", type=int, default=8, help="threads per worker process")
 
@@ -37,24 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="drain the queue and exit")
 
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade"])
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create or migrate the database schema (idempotent)")
 
     config = sub.add_parser("config", help="approver policy")
-    config.add_argument("action", choices=["check"])
-    config.add_argument("--policy", type=Path, help="policy file (default: APPROVAL_POLICY)")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate the approver policy")
+    check.add_argument("--policy", type=Path, help="policy file (default: APPROVAL_POLICY)")
 
     reconcile = sub.add_parser(
         "reconcile",
         help="open requests for gates waiting without one; list deployments without a sign-off",
     )
     reconcile.add_argument("--since", help="only deployments since DATE (YYYY-MM-DD or ISO 8601)")
-    reconcile.add_argument("--environment", default="production", help="default: production")
+    reconcile.add_argument(
+        "--environment", default="production", help="the GitLab environment to check"
+    )
 
     policy = sub.add_parser("policy", help="approver policy questions")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     explain = policy_sub.add_parser("explain", help="may USER approve this gate, and why")
     explain.add_argument("--project", required=True, help="GitLab project path")
-    explain.add_argument("--job", default="compliance-gate")
+    explain.add_argument("--job", default="compliance-gate", help="the gate's manual job")
     explain.add_argument("--user", required=True, help="Slack user ID")
     explain.add_argument("--user-email", help="the user's Slack e-mail, if known")
     explain.add_argument("--triggered-by", help="GitLab username who ran the pipeline")
@@ -89,19 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="the page's address")
     sandbox.add_argument("--port", type=int, default=8000, help="the page's port (0: any free)")
-    sandbox.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    sandbox.add_argument("--workdir", type=Path, help="keep the database and logs here")
+    sandbox.add_argument("--redis-url", help=SANDBOX_REDIS_HELP)
+    sandbox.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the database and logs here (default: a temporary directory, removed at the end)",
+    )
 
     ledger = sub.add_parser("ledger", help="sign-off ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     ledger_sub.add_parser("verify", help="check the ledger end to end")
     export = ledger_sub.add_parser("export", help="write the sign-off evidence")
-    export.add_argument("--format", choices=["json", "csv"], required=True)
+    export.add_argument(
+        "--format", choices=["json", "csv"], required=True, help="a JSON array, or CSV rows"
+    )
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     export.add_argument("--since", help="records from DATE (YYYY-MM-DD or ISO 8601, UTC)")
     export.add_argument("--until", help="records before DATE (YYYY-MM-DD or ISO 8601, UTC)")
     export.add_argument("--project", help="only this project path (globs allowed)")
-    return parser
+    return finish(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -296,12 +313,9 @@ def db_upgrade(url: str) -> int:
 
 def ledger_command(args: argparse.Namespace) -> int:
     from bot import ledger
-    from bot.store.db import Database, DatabaseEncodingError
+    from bot.store.db import DatabaseEncodingError
 
-    try:
-        db = Database(_database_settings())
-    except Exception as exc:
-        raise CliError(f"cannot open the database: {_first_line(exc)}") from None
+    db = ledger_database(_database_settings())
     try:
         with db.sessions() as session:
             if args.ledger_command == "verify":

@@ -38,6 +38,8 @@ OPTIONAL_SETTINGS = (
 )
 SIGNING_KEY_PREFIX = "whsec_"
 SLACK_ID = re.compile(r"[A-Z][A-Z0-9]{2,31}")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_URL_NEEDS_SCHEME = "must start with redis://, rediss:// or unix:// (for example {example})"
 
 
 class SettingsError(Exception):
@@ -106,6 +108,14 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        problem = redis_url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator(
@@ -202,6 +212,15 @@ def decode_signing_key(text: str) -> bytes:
             "must be the webhook's signing token: whsec_ followed by a base64-encoded key"
         )
     return key
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why `url` is not a Redis URL redis-py accepts (a missing scheme), else None."""
+    if url.startswith(REDIS_SCHEMES):
+        return None
+    where = url.split("://", 1)[-1].rsplit("@", 1)[-1] or "127.0.0.1:6379"  # no password
+    example = f"redis://{where}" if "/" in where else f"redis://{where}/0"
+    return REDIS_URL_NEEDS_SCHEME.format(example=example)
 
 
 def url_password(url: str) -> str | None:

@@ -52,6 +52,7 @@ EMOJI: Mapping[str, str] = {
     "large_yellow_circle": "\U0001f7e1",
     "information_source": "\u2139\ufe0f",
     "rocket": "\U0001f680",
+    "leftwards_arrow_with_hook": "\u21a9\ufe0f",
 }
 _EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
 

@@ -1,9 +1,11 @@
 """`approval-bot sandbox`: simulators, the real web and worker processes, and the page.
 
-Order matters: Redis is checked first (a clear line and exit 2 instead of a worker that
-waits forever), the page's port is bound before anything is started (a busy port fails
-fast), and on Ctrl-C or SIGTERM the children get SIGTERM before the simulators stop, so
-the worker drains against a GitLab and Slack that still answer.
+Order matters: Redis is chosen and checked first (a clear line and exit 2 instead of a
+worker that waits forever; a private redis-server when there is none, see
+bot.sandbox.redis_choice), the page's port is bound before anything is started (a busy
+port fails fast), and on Ctrl-C or SIGTERM the children get SIGTERM before the simulators
+stop, so the worker drains against a GitLab and Slack that still answer; a private Redis
+stops last.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from types import FrameType
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from bot.private_redis import PrivateRedis
 from bot.sandbox.driver import Driver
 from bot.sandbox.env import Credentials, bot_env
 from bot.sandbox.page import create_page
 from bot.sandbox.people import seed_gitlab, seed_slack, write_policy
-from bot.sandbox.processes import BotProcesses, ChildDied, SandboxError, check_redis
+from bot.sandbox.processes import BotProcesses, ChildDied, SandboxError, redis_location
+from bot.sandbox.redis_choice import choose
 from bot.simulators.gitlab import FakeGitLab
 from bot.simulators.slack import FakeSlack
 from bot.store.db import Database
@@ -39,18 +43,19 @@ DATABASE_FILE = "sandbox.db"
 # The sweep runs often so expiry and reminders show up while someone watches.
 SANDBOX_SETTINGS = {"SWEEP_INTERVAL_SECONDS": "2", "USERGROUP_CACHE_TTL": "5"}
 
-STARTING = "approval-bot sandbox: starting the bot in {workdir} …"
+STARTING = "approval-bot sandbox: starting the bot in {workdir} (Redis {redis}) …"
 READY = "approval-bot sandbox: open {url}  (Ctrl-C stops it)"
 STOPPING = "approval-bot sandbox: stopping …"
 PORT_BUSY = "cannot listen on {host}:{port} ({reason}); pass --port with a free port"
 PREFIX = "approval-bot sandbox: "
+REDIS_DIED = "the private redis-server stopped unexpectedly (exit {code}); its log:\n{log}"
 
 
 @dataclass(frozen=True)
 class Options:
     host: str
     port: int
-    redis_url: str
+    redis_url: str | None  # None: REDIS_URL, else 127.0.0.1:6379, else a private one
     workdir: Path | None
 
 
@@ -67,10 +72,10 @@ def run(options: Options) -> int:
     stop = threading.Event()
     _on_stop_signals(stop)
     try:
-        check_redis(options.redis_url)
-        with ExitStack() as stack:
+        with ExitStack() as stack:  # closed in reverse: the private Redis stops last
+            redis_url, private = choose(options.redis_url, stack)
             workdir = stack.enter_context(_workdir(options.workdir))
-            return _serve(options, workdir, stack, stop)
+            return _serve(options, _Redis(redis_url, private), workdir, stack, stop)
     except ChildDied as exc:
         print(PREFIX + str(exc), file=sys.stderr)
         return EXIT_FAILED
@@ -79,14 +84,30 @@ def run(options: Options) -> int:
         return EXIT_INVALID
 
 
-def _serve(options: Options, workdir: Path, stack: ExitStack, stop: threading.Event) -> int:
+@dataclass(frozen=True)
+class _Redis:
+    url: str
+    private: PrivateRedis | None
+
+    def check_alive(self) -> None:
+        """A private Redis that died ends the sandbox with its log, as a dead child does."""
+        if self.private is None:
+            return
+        code = self.private.exit_code()
+        if code is not None:
+            raise ChildDied(REDIS_DIED.format(code=code, log=self.private.log_tail()))
+
+
+def _serve(
+    options: Options, redis: _Redis, workdir: Path, stack: ExitStack, stop: threading.Event
+) -> int:
     credentials = Credentials()
     slack, gitlab = _simulators(stack, credentials)
     policy = write_policy(workdir)
     database_url = f"sqlite:///{workdir / DATABASE_FILE}"
     env = bot_env(
         database_url=database_url,
-        redis_url=options.redis_url,
+        redis_url=redis.url,
         gitlab_url=gitlab.url,
         slack_api_url=slack.api_url,
         policy=policy,
@@ -99,7 +120,8 @@ def _serve(options: Options, workdir: Path, stack: ExitStack, stop: threading.Ev
     driver = Driver(bot.web_url, credentials, slack, gitlab)
     page = _bind(options.host, options.port, create_page(driver, db, policy))
     stack.callback(page.server_close)
-    print(STARTING.format(workdir=workdir), file=sys.stderr, flush=True)
+    shown = redis_location(redis.url)
+    print(STARTING.format(workdir=workdir, redis=shown), file=sys.stderr, flush=True)
     stack.callback(bot.stop)  # registered after the simulators: runs before they stop
     bot.start(stopping=stop.is_set)  # Ctrl-C while starting stops at once
     if stop.is_set():
@@ -108,6 +130,7 @@ def _serve(options: Options, workdir: Path, stack: ExitStack, stop: threading.Ev
     print(READY.format(url=_page_url(options.host, page.port)), flush=True)
     while not stop.wait(0.5):
         bot.check_alive()  # a crashed child ends the sandbox with its log, not silently
+        redis.check_alive()
     print(STOPPING, file=sys.stderr, flush=True)
     return EXIT_OK
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -28,6 +29,8 @@ DEPLOY_FAILS = "Deploy: smoke test fails"
 NO_LEDGER = "The ledger is empty: approve or reject a request."
 LEDGER_UNREADABLE = "The ledger cannot be read right now: {error}"
 UNEXPECTED = "{service} answered {count} call(s) it does not simulate: {calls}"
+MESSAGE_TIME = "%H:%M:%S"
+LEDGER_TIME = "%Y-%m-%d %H:%M:%S UTC"
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def _message_html(
     parts = [
         f'<div class="msg" data-channel="{escape(post.channel)}" data-ts="{escape(post.ts)}">',
         f'<div class="msg-head"><b>{BOT_NAME}</b> <span class="app-tag">APP</span>'
-        f' <span class="ts">{escape(post.ts)}</span></div>',
+        f" {_time_html(post.ts)}</div>",
         f'<div class="msg-body">{body}</div>',
     ]
     for user_id, text in answers.get((post.channel, post.ts), []):
@@ -135,6 +138,18 @@ def _message_html(
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _time_html(ts: str) -> str:
+    """A message's ts as Slack shows it: the local time it was posted (the ts in a tooltip)."""
+    try:
+        posted = datetime.fromtimestamp(float(ts)).astimezone()
+    except (ValueError, OverflowError, OSError):
+        return f'<span class="ts">{escape(ts)}</span>'
+    return (
+        f'<time class="ts" datetime="{posted.isoformat(timespec="seconds")}" '
+        f'title="ts {escape(ts)}">{posted.strftime(MESSAGE_TIME)}</time>'
+    )
 
 
 def _ephemeral_html(user_id: str, text: str) -> str:
@@ -241,9 +256,17 @@ def ledger_html(db: Database) -> str:
         return f'<p class="empty">{NO_LEDGER}</p>'
     rows = "".join(_ledger_row(r) for r in reversed(records))
     return (
-        '<table class="ledger"><tr><th>#</th><th>kind</th><th>project · pipeline</th>'
-        "<th>who</th><th>hash</th></tr>" + rows + "</table>"
+        '<table class="ledger"><tr><th>#</th><th>record · hash</th><th>project · pipeline</th>'
+        "<th>who</th></tr>" + rows + "</table>"
     )
+
+
+def _ledger_time(recorded_at: object) -> str:
+    """`2026-12-04T16:10:07.475832Z` as `2026-12-04 16:10:07 UTC` (as given if unparsable)."""
+    try:
+        return datetime.fromisoformat(str(recorded_at)).strftime(LEDGER_TIME)
+    except ValueError:
+        return str(recorded_at)
 
 
 def _ledger_row(record: dict[str, Any]) -> str:
@@ -258,10 +281,10 @@ def _ledger_row(record: dict[str, Any]) -> str:
     return (
         f'<tr class="ledger-{escape(str(record.get("kind")))}">'
         f"<td>{escape(str(record.get('sequence')))}</td>"
-        f"<td>{escape(str(record.get('kind')))}<br><small>"
-        f"{escape(str(record.get('recorded_at')))}</small></td>"
-        f"<td>{escape(str(record.get('project') or ''))} #"
-        f"{escape(str(record.get('pipeline_id') or ''))}</td>"
-        f"<td>{escape(who)}</td>"
-        f"<td><code>{escape(str(record.get('hash') or '')[:12])}</code></td></tr>"
+        f"<td>{escape(str(record.get('kind')))} <code>"
+        f"{escape(str(record.get('hash') or '')[:12])}</code><br><small>"
+        f"{escape(_ledger_time(record.get('recorded_at')))}</small></td>"
+        f"<td>{escape(str(record.get('project') or ''))}<br><small>#"
+        f"{escape(str(record.get('pipeline_id') or ''))}</small></td>"
+        f'<td class="who">{escape(who)}</td></tr>'
     )

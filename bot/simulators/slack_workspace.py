@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,7 +58,7 @@ class SlackWorkspace:
             self.message_log: list[dict[str, Any]] = []
             self.ephemerals: list[dict[str, Any]] = []
             self.views: list[dict[str, Any]] = []
-            self._ts_counter = 100
+            self._last_ts_us = 0  # the newest message ts, in microseconds
             self._view_counter = 0
             self._opened_dms: set[str] = set()
 
@@ -106,9 +107,11 @@ class SlackWorkspace:
 
     # ------------------------------------------------------------ the methods
     def _next_ts(self) -> str:
+        """Like Slack's: the posting time (epoch seconds.microseconds), unique and rising."""
         with self._lock:
-            self._ts_counter += 1
-            return f"1700000000.{self._ts_counter:06d}"
+            now = max(time.time_ns() // 1000, self._last_ts_us + 1)
+            self._last_ts_us = now
+            return f"{now // 1_000_000}.{now % 1_000_000:06d}"
 
     def _channel(self, params: dict[str, Any], key: str = "channel") -> str:
         channel = str(params.get(key) or "")

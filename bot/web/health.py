@@ -27,4 +27,5 @@ def readyz() -> tuple[Response, int]:
 def metrics() -> Response:
     registry = current_app.extensions[METRICS_KEY]
     assert isinstance(registry, CollectorRegistry)
-    return Response(exposition(registry), mimetype=CONTENT_TYPE_LATEST)
+    # CONTENT_TYPE_LATEST carries its charset: as `mimetype` Flask would add a second one.
+    return Response(exposition(registry), content_type=CONTENT_TYPE_LATEST)

@@ -241,4 +241,50 @@ def test_approve_deny_and_reject_in_the_browser(sandbox_url: str, browser: WebDr
     assert not text_of(browser, "#problems")
     errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert not errors, errors
+    the_page_reads_well_at_900_px(browser)
     print(f"browser flow took {time.monotonic() - started:.1f}s")
+
+
+# Lines of text in an element: the distinct tops of its text boxes (8 px apart at least).
+TEXT_LINES = """
+const tops = [];
+const walker = document.createTreeWalker(arguments[0], NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const range = document.createRange();
+  range.selectNodeContents(walker.currentNode);
+  for (const box of range.getClientRects()) if (box.width > 0) tops.push(box.top);
+}
+tops.sort((a, b) => a - b);
+return tops.filter((top, i) => i === 0 || top - tops[i - 1] > 8).length;
+"""
+SHORTCODE = re.compile(r":[a-z][a-z0-9_+-]*:")
+
+
+def the_page_reads_well_at_900_px(browser: WebDriver) -> None:
+    """Issue #17: times, emoji, the picker, the ledger and the width, as a person sees them."""
+    browser.set_window_size(900, 1000)
+    times = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".msg-head .ts")]
+    assert times, "no message times"
+    assert all(re.fullmatch(r"\d{2}:\d{2}:\d{2}", t) for t in times), times
+    assert not SHORTCODE.findall(text_of(browser, "#slack")), text_of(browser, "#slack")
+    assert "\u21a9" in text_of(browser, DEPLOYS)  # Rolled back's :leftwards_arrow_with_hook:
+
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    assert browser.execute_script("return window.scrollY") > 0
+    top, bottom, viewport = browser.execute_script(
+        "const box = arguments[0].getBoundingClientRect();"
+        "return [box.top, box.bottom, window.innerHeight];",
+        browser.find_element(By.ID, "people"),
+    )
+    assert top >= 0, "the people to click as scrolled out of view"
+    assert bottom <= viewport, "the people to click as scrolled out of view"
+
+    cells = browser.find_elements(By.CSS_SELECTOR, "#ledger td:not(.who)")
+    assert cells
+    lines = [browser.execute_script(TEXT_LINES, cell) for cell in cells]
+    assert max(lines) <= 2, lines  # number; record, hash and time; project and pipeline
+    widths = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"horizontal scroll at 900 px: {widths}"
+    assert browser.save_screenshot(str(ARTIFACTS / "sandbox-900px.png"))

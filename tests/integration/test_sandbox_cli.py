@@ -9,11 +9,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.conftest import redis_db_url
 from tests.integration.harness import executable
 
 pytestmark = pytest.mark.integration
+REDIS_URL = redis_db_url(7)  # the sandbox tests' database (the browser test's too)
+
+
+@pytest.fixture(autouse=True)
+def empty_database() -> None:
+    """The sandbox refuses a database holding data that is not its own."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
 
 
 def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +51,7 @@ def test_busy_page_port_exits_2_with_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = sandbox("--port", str(port), "--redis-url", redis_db_url(7))
+        done = sandbox("--port", str(port), "--redis-url", REDIS_URL)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -52,7 +60,7 @@ def test_busy_page_port_exits_2_with_one_line() -> None:
 
 def test_ctrl_c_stops_the_bot_processes_and_exits_0(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [executable(), "sandbox", "--port", "0", "--redis-url", redis_db_url(7)],
+        [executable(), "sandbox", "--port", "0", "--redis-url", REDIS_URL],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
