@@ -289,7 +289,7 @@ def _metrics() -> requests.Response | None:
 def run(stop_by: str) -> dict[str, Any]:
     """`make run` against simulated GitLab and Slack; an approval; then one stop signal."""
     slack, gitlab = FakeSlack().start(), FakeGitLab().start()
-    seed_users(slack)
+    seed_users(slack, gitlab)
     workdir = ROOT / "var" / "run-test"
     workdir.mkdir()
     env = bot_env(workdir, slack, gitlab, "unused", "unused")
