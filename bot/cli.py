@@ -12,7 +12,9 @@ from bot.policy import PolicyError, load_policy
 from bot.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from bot.checkpoints import Checkpoint
     from bot.runtime import Runtime
+    from bot.store.db import Database
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,7 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger = sub.add_parser("ledger", help="sign-off ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
-    ledger_sub.add_parser("verify", help="check the ledger end to end")
+    verify = ledger_sub.add_parser("verify", help="check the ledger end to end")
+    sign_existing = ledger_sub.add_parser(
+        "sign-existing",
+        help="once, after setting LEDGER_HMAC_KEY: verify the ledger, then append a signed "
+        "record vouching for the records written before the key",
+    )
+    for command in (verify, sign_existing):
+        command.add_argument(
+            "--checkpoints",
+            action="append",
+            metavar="FILE|URL",
+            help="also check the chain against these checkpoints (LEDGER_CHECKPOINT_PATH, or "
+            "an http(s) URL answering checkpoint lines or a JSON array); repeatable",
+        )
     export = ledger_sub.add_parser("export", help="write the sign-off evidence")
     export.add_argument("--format", choices=["json", "csv"], required=True)
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
@@ -282,11 +297,11 @@ def ledger_command(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise CliError(f"cannot open the database: {_first_line(exc)}") from None
     try:
+        if args.ledger_command == "verify":
+            return verify_command(db, args.checkpoints or [])
+        if args.ledger_command == "sign-existing":
+            return sign_existing_command(db, args.checkpoints or [])
         with db.sessions() as session:
-            if args.ledger_command == "verify":
-                result = ledger.verify(session, _ledger_key())
-                print(result)
-                return EXIT_OK if result.ok else EXIT_FAILED
             write = ledger.export_json if args.format == "json" else ledger.export_csv
             only = ledger.ExportFilter(
                 since=_parse_since(args.since), until=_parse_since(args.until), project=args.project
@@ -306,6 +321,58 @@ def ledger_command(args: argparse.Namespace) -> int:
         ) from None
     finally:
         db.dispose()
+
+
+def verify_command(db: Database, sources: list[str]) -> int:
+    """0 intact; 1 with `record N: reason` (or `checkpoint N: reason`) for the first bad one."""
+    from bot import ledger_verify
+
+    key = _ledger_key()
+    anchors = _read_checkpoints(sources, key)
+    if isinstance(anchors, str):
+        print(anchors)
+        return EXIT_FAILED
+    with db.sessions() as session:
+        result = ledger_verify.verify(session, key, anchors)
+    print(result)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def sign_existing_command(db: Database, sources: list[str]) -> int:
+    """0 when every record is now vouched for by a signature; 1 when the ledger does not
+    verify (nothing signed); 2 without a key."""
+    from bot import ledger_verify
+
+    key = _ledger_key()
+    if key is None:
+        raise CliError("ledger sign-existing needs LEDGER_HMAC_KEY (or LEDGER_HMAC_KEY_FILE)")
+    anchors = _read_checkpoints(sources, key)
+    if isinstance(anchors, str):
+        print(anchors)
+        return EXIT_FAILED
+    try:
+        print(ledger_verify.sign_existing(db, key, anchors))
+    except ledger_verify.EnrolmentRefused as exc:
+        print(f"{exc}\nnothing was signed: restore the ledger, then run this again")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _read_checkpoints(sources: list[str], key: str | None) -> list[Checkpoint] | str:
+    """Every checkpoint given, or the `checkpoint N: reason` line of the first (lowest
+    sequence) whose signature does not verify with the key."""
+    from bot import checkpoints
+
+    try:
+        found = [anchor for source in sources for anchor in checkpoints.read(source)]
+    except checkpoints.CheckpointError as exc:
+        raise CliError(f"cannot use the checkpoints: {exc}") from None
+    if key is not None:
+        for anchor in sorted(found, key=lambda a: a.sequence):
+            problem = checkpoints.signature_problem(anchor, key.encode())
+            if problem is not None:
+                return f"checkpoint {anchor.sequence}: {problem}"
+    return found
 
 
 def _ledger_key() -> str | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis import Redis
 
-from bot import ledger
+from bot import checkpoints, ledger
 from bot.gitlab import GitLabClient
 from bot.policy_watch import PolicyHolder
 from bot.settings import Settings
@@ -27,6 +27,7 @@ class Runtime:
     redis: Redis
     slack: SlackClient
     gitlab: GitLabClient
+    anchoring: checkpoints.Anchoring | None = field(default=None)
 
 
 def make_redis(url: str) -> Redis:
@@ -43,10 +44,17 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = PolicyHolder(str(settings.APPROVAL_POLICY))
     key = settings.LEDGER_HMAC_KEY
     ledger.set_signing_key(key.get_secret_value() if key else None)
+    db = Database(settings.database_url)
+    anchoring = checkpoints.Anchoring(
+        settings.LEDGER_CHECKPOINT_PATH,
+        key.get_secret_value().encode() if key else None,
+        audit=bool(settings.AUDIT_API_URL),
+    )
+    checkpoints.install(db.sessions, anchoring)
     return Runtime(
         settings=settings,
         policy=policy,
-        db=Database(settings.database_url),
+        db=db,
         redis=make_redis(settings.REDIS_URL),
         slack=SlackClient(
             token=settings.SLACK_BOT_TOKEN.get_secret_value(),
@@ -54,4 +62,5 @@ def build_runtime(settings: Settings) -> Runtime:
             usergroup_ttl=settings.USERGROUP_CACHE_TTL,
         ),
         gitlab=GitLabClient(settings.GITLAB_URL, settings.GITLAB_TOKEN.get_secret_value()),
+        anchoring=anchoring,
     )

@@ -31,6 +31,7 @@ OPTIONAL_SETTINGS = (
     "GITLAB_WEBHOOK_SIGNING_KEY",
     "LEDGER_HMAC_KEY",
     "LEDGER_AUDIT_CHANNEL",
+    "LEDGER_CHECKPOINT_PATH",
 )
 SIGNING_KEY_PREFIX = "whsec_"
 
@@ -63,6 +64,10 @@ class Settings(BaseSettings):
     # the database.
     LEDGER_AUDIT_CHANNEL: str | None = None
     LEDGER_PUBLISH_INTERVAL_SECONDS: int = Field(default=600, ge=1, le=86400)
+    # The append-only file a signed checkpoint of the chain head is appended to, at least
+    # every 100 records or LEDGER_CHECKPOINT_INTERVAL_SECONDS while the chain moves.
+    LEDGER_CHECKPOINT_PATH: Path = Path("var/ledger-checkpoints.jsonl")
+    LEDGER_CHECKPOINT_INTERVAL_SECONDS: int = Field(default=300, ge=1, le=300)
     SLACK_BOT_TOKEN: SecretStr
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_API_URL: str = "https://slack.com/api/"
