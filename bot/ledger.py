@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -156,6 +156,25 @@ def lock_head(session: Session) -> LedgerHead:
     return head
 
 
+def require_verified_head(session: Session, action: str) -> None:
+    """Raise HeadNotVerified when, with a signing key, the chain head does not verify: for
+    work that must not start unless its ledger record can be written (playing a gate)."""
+    key = _signing_key
+    if key is None:
+        return
+    head = session.execute(
+        select(LedgerHead.sequence, LedgerHead.hash, LedgerHead.signature).where(
+            LedgerHead.id == HEAD_ROW_ID
+        )
+    ).one_or_none()
+    if head is None:
+        return
+    problem = head_problem(head.sequence, head.hash, head.signature, key)
+    if problem is not None:
+        log.error("refusing to %s: the ledger's record %s: %s", action, head.sequence, problem)
+        raise HeadNotVerified(f"record {head.sequence}: {problem}")
+
+
 def append(
     session: Session,
     kind: str,
@@ -206,22 +225,31 @@ def append(
     return entry
 
 
-_COLUMNS = (
-    LedgerEntry.sequence,
-    LedgerEntry.kind,
-    LedgerEntry.recorded_at,
-    LedgerEntry.body,
-    LedgerEntry.prev_hash,
-    LedgerEntry.hash,
-    LedgerEntry.signature,
+STREAM_QUERY = (
+    "SELECT sequence, kind, recorded_at, body, prev_hash, hash, signature"
+    " FROM ledger_entries ORDER BY sequence"
 )
 
 
-def stream(session: Session) -> Iterator[Any]:
-    """Entries in sequence order as plain rows, streamed (a server-side cursor on
-    PostgreSQL) in batches: memory stays flat and no ORM objects are built."""
-    connection = session.connection().execution_options(stream_results=True, yield_per=VERIFY_BATCH)
-    yield from connection.execute(select(*_COLUMNS).order_by(LedgerEntry.sequence))
+def stream(session: Session) -> Generator[tuple[Any, ...], None, None]:
+    """Entries in sequence order as plain tuples, streamed in batches straight from the
+    driver (a server-side cursor on PostgreSQL): memory stays flat, and no ORM objects or
+    SQLAlchemy rows are built (they cost as much as the verification itself)."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if raw is None:
+        raise LedgerError("the database connection is closed")
+    if connection.dialect.name == "postgresql":
+        cursor = raw.cursor(name="approval_bot_ledger_stream")
+        cursor.itersize = VERIFY_BATCH
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(STREAM_QUERY)
+        while batch := cursor.fetchmany(VERIFY_BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def verify(session: Session, key: str | None = None) -> VerifyResult:

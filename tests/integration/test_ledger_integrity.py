@@ -302,15 +302,22 @@ def anchored(
     }
     with running_bot(request, tmp_path_factory, str(request.param), env) as bot:
         yield bot
+        assert bot.audit is not None
+        assert not bot.slack.unexpected + bot.gitlab.unexpected + bot.audit.unexpected
 
 
-def reject_a_request(bot: Bot, job_id: int) -> str:
-    """A gated pipeline, rejected by the compliance officer: one ledger record."""
+def open_a_request(bot: Bot, job_id: int) -> str:
+    """A gated pipeline: its approval request is posted (nothing is recorded yet)."""
     event = bot.pipeline(pipeline_id=job_id, gate_job_id=job_id)
     posted = len(bot.slack.calls_to("chat.postMessage"))
     assert bot.webhook(event, key=f"delivery-{job_id}").status_code == 202
     wait_until(lambda: len(bot.slack.calls_to("chat.postMessage")) > posted, 15, "the request")
-    request_id = request_id_of(bot.posted_request())
+    return request_id_of(bot.posted_request())
+
+
+def reject_a_request(bot: Bot, job_id: int) -> str:
+    """A gated pipeline, rejected by the compliance officer: one ledger record."""
+    request_id = open_a_request(bot, job_id)
     assert bot.submit_reason("U0CO00001", request_id, "not reviewed").status_code == 200
     return request_id
 
@@ -373,12 +380,18 @@ def test_the_worker_anchors_the_chain_and_refuses_to_sign_on_a_forged_head(
             assert result.stdout.startswith("record 2: missing"), result.stdout
         wait_until(lambda: admin_messages(bot, "checkpoint 2"), 15, "the admins told")
 
-        # Rewrite the chain without the key and move the head: the bot must not sign on it.
+        # Rewrite the chain without the key and move the head: the bot must not sign on it,
+        # nor play a gate whose sign-off it could not record.
         rewrite_chain(db, sequence=1)
-        reject_a_request(bot, 70_003)
+        approved = open_a_request(bot, 70_003)
+        reject_a_request(bot, 70_004)
+        for approver in ("U0RM00001", "U0CO00001"):
+            assert bot.click(approver, "approve", approved).status_code == 200
         wait_until(lambda: admin_messages(bot, "chain head"), 15, "the admins told")
-        wait_until(lambda: "refusing to append" in bot.log("worker"), 15, "the refusal")
+        for refusal in ("refusing to append", "refusing to play"):
+            wait_until(lambda: refusal in bot.log("worker"), 15, refusal)  # noqa: B023
         assert len(admin_messages(bot, "chain head")) == 1
+        assert bot.gitlab.calls_to("POST", r"/jobs/70003/play") == []
         assert sql(db, "SELECT sequence FROM ledger_entries") == [{"sequence": 1}]
         verdict = bot.run("ledger", "verify", check=False)
         assert (verdict.returncode, verdict.stdout.strip()) == (1, "record 1: missing signature")
