@@ -39,6 +39,14 @@ HEAD_NOT_VERIFIED = (
     "to sign on top of it, so sign-offs and rejections fail until it is restored: run "
     "`approval-bot ledger verify --checkpoints {path}` and restore the database from a backup."
 )
+HEAD_NOT_SIGNED = (
+    ":rotating_light: The ledger's chain head (record {sequence}) is not signed, though "
+    "LEDGER_HMAC_KEY is set. The bot refuses to sign on top of it, so sign-offs and "
+    "rejections fail until it is. If the key was just set or approval-bot was just upgraded, "
+    "run `approval-bot ledger sign-existing` once (it verifies the ledger first). Otherwise "
+    "someone changed the ledger in the database: run `approval-bot ledger verify "
+    "--checkpoints {path}` and restore the database from a backup."
+)
 CHECKPOINT_BROKEN = (
     ":rotating_light: The ledger no longer matches checkpoint {sequence} written at "
     "{recorded_at}: {problem}. Someone truncated or rewrote the ledger in the database: run "
@@ -101,7 +109,8 @@ def _trusted(rt: Runtime, anchoring: Anchoring, head: Head) -> bool:
     problem = ledger.head_problem(head.sequence, head.hash, head.signature, anchoring.key)
     if problem is None:
         return True
-    text = HEAD_NOT_VERIFIED.format(sequence=head.sequence, problem=problem, path=anchoring.path)
+    template = HEAD_NOT_SIGNED if problem == ledger.HEAD_NOT_SIGNED else HEAD_NOT_VERIFIED
+    text = template.format(sequence=head.sequence, problem=problem, path=anchoring.path)
     tell_admins_once(rt, f"ledger-head:{head.sequence}:{head.hash}", text)
     return False
 
