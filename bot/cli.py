@@ -12,9 +12,7 @@ from bot.policy import PolicyError, load_policy
 from bot.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from bot.checkpoints import Checkpoint
     from bot.runtime import Runtime
-    from bot.store.db import Database
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -156,6 +154,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "db":
         return db_upgrade(_database_settings())
     if args.command == "ledger":
+        from bot.ledger_cli import ledger_command
+
         return ledger_command(args)
     settings = load_settings()
     from bot.runtime import build_runtime
@@ -286,106 +286,6 @@ def db_upgrade(url: str) -> int:
         ) from None
     print("database schema is up to date")
     return EXIT_OK
-
-
-def ledger_command(args: argparse.Namespace) -> int:
-    from bot import ledger
-    from bot.store.db import Database
-
-    try:
-        db = Database(_database_settings())
-    except Exception as exc:
-        raise CliError(f"cannot open the database: {_first_line(exc)}") from None
-    try:
-        if args.ledger_command == "verify":
-            return verify_command(db, args.checkpoints or [])
-        if args.ledger_command == "sign-existing":
-            return sign_existing_command(db, args.checkpoints or [])
-        with db.sessions() as session:
-            write = ledger.export_json if args.format == "json" else ledger.export_csv
-            only = ledger.ExportFilter(
-                since=_parse_since(args.since), until=_parse_since(args.until), project=args.project
-            )
-            if args.output is None:
-                write(session, sys.stdout, only)
-            else:
-                with args.output.open("w", encoding="utf-8", newline="") as out:
-                    count = write(session, out, only)
-                print(f"wrote {count} records to {args.output}", file=sys.stderr)
-            return EXIT_OK
-    except CliError:
-        raise
-    except Exception as exc:  # a missing table, an unreachable server: one clear line
-        raise CliError(
-            f"cannot read the ledger: {type(exc).__name__}: {_first_line(exc)}"
-        ) from None
-    finally:
-        db.dispose()
-
-
-def verify_command(db: Database, sources: list[str]) -> int:
-    """0 intact; 1 with `record N: reason` (or `checkpoint N: reason`) for the first bad one."""
-    from bot import ledger_verify
-
-    key = _ledger_key()
-    anchors = _read_checkpoints(sources, key)
-    if isinstance(anchors, str):
-        print(anchors)
-        return EXIT_FAILED
-    with db.sessions() as session:
-        result = ledger_verify.verify(session, key, anchors)
-    print(result)
-    return EXIT_OK if result.ok else EXIT_FAILED
-
-
-def sign_existing_command(db: Database, sources: list[str]) -> int:
-    """0 when every record is now vouched for by a signature; 1 when the ledger does not
-    verify (nothing signed); 2 without a key."""
-    from bot import ledger_verify
-
-    key = _ledger_key()
-    if key is None:
-        raise CliError("ledger sign-existing needs LEDGER_HMAC_KEY (or LEDGER_HMAC_KEY_FILE)")
-    anchors = _read_checkpoints(sources, key)
-    if isinstance(anchors, str):
-        print(anchors)
-        return EXIT_FAILED
-    try:
-        print(ledger_verify.sign_existing(db, key, anchors))
-    except ledger_verify.EnrolmentRefused as exc:
-        print(f"{exc}\nnothing was signed: restore the ledger, then run this again")
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _read_checkpoints(sources: list[str], key: str | None) -> list[Checkpoint] | str:
-    """Every checkpoint given, or the `checkpoint N: reason` line of the first (lowest
-    sequence) whose signature does not verify with the key."""
-    from bot import checkpoints
-
-    try:
-        found = [anchor for source in sources for anchor in checkpoints.read(source)]
-    except checkpoints.CheckpointError as exc:
-        raise CliError(f"cannot use the checkpoints: {exc}") from None
-    if key is not None:
-        for anchor in sorted(found, key=lambda a: a.sequence):
-            problem = checkpoints.signature_problem(anchor, key.encode())
-            if problem is not None:
-                return f"checkpoint {anchor.sequence}: {problem}"
-    return found
-
-
-def _ledger_key() -> str | None:
-    """LEDGER_HMAC_KEY (or the file LEDGER_HMAC_KEY_FILE names), for signature checks."""
-    import os
-
-    path = os.environ.get("LEDGER_HMAC_KEY_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise CliError(f"cannot read LEDGER_HMAC_KEY_FILE {path}: {exc.strerror}") from None
-    return os.environ.get("LEDGER_HMAC_KEY") or None
 
 
 def _first_line(exc: BaseException) -> str:

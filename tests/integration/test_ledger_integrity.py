@@ -309,10 +309,10 @@ def anchored(
 def open_a_request(bot: Bot, job_id: int) -> str:
     """A gated pipeline: its approval request is posted (nothing is recorded yet)."""
     event = bot.pipeline(pipeline_id=job_id, gate_job_id=job_id)
-    posted = len(bot.slack.calls_to("chat.postMessage"))
+    posts = [c.params for c in bot.slack.calls_to("chat.postMessage")]
+    before = [p for p in posts if p["channel"] == "C0DEPLOYS" and "thread_ts" not in p]
     assert bot.webhook(event, key=f"delivery-{job_id}").status_code == 202
-    wait_until(lambda: len(bot.slack.calls_to("chat.postMessage")) > posted, 15, "the request")
-    return request_id_of(bot.posted_request())
+    return request_id_of(bot.posted_request("C0DEPLOYS", count=len(before) + 1))
 
 
 def reject_a_request(bot: Bot, job_id: int) -> str:

@@ -1,0 +1,109 @@
+"""`approval-bot ledger verify | sign-existing | export`: they need only DATABASE_URL (and
+LEDGER_HMAC_KEY for signatures), not the Slack and GitLab settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bot import checkpoints, ledger, ledger_verify
+from bot.checkpoints import Checkpoint
+from bot.cli import EXIT_FAILED, EXIT_OK, CliError, _database_settings, _first_line, _parse_since
+from bot.store.db import Database
+
+NOTHING_SIGNED = "nothing was signed: restore the ledger, then run this again"
+
+
+def ledger_command(args: argparse.Namespace) -> int:
+    try:
+        db = Database(_database_settings())
+    except Exception as exc:
+        raise CliError(f"cannot open the database: {_first_line(exc)}") from None
+    try:
+        if args.ledger_command == "verify":
+            return verify_command(db, args.checkpoints or [])
+        if args.ledger_command == "sign-existing":
+            return sign_existing_command(db, args.checkpoints or [])
+        with db.sessions() as session:
+            write = ledger.export_json if args.format == "json" else ledger.export_csv
+            only = ledger.ExportFilter(
+                since=_parse_since(args.since), until=_parse_since(args.until), project=args.project
+            )
+            if args.output is None:
+                write(session, sys.stdout, only)
+            else:
+                with args.output.open("w", encoding="utf-8", newline="") as out:
+                    count = write(session, out, only)
+                print(f"wrote {count} records to {args.output}", file=sys.stderr)
+            return EXIT_OK
+    except CliError:
+        raise
+    except Exception as exc:  # a missing table, an unreachable server: one clear line
+        raise CliError(
+            f"cannot read the ledger: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+    finally:
+        db.dispose()
+
+
+def verify_command(db: Database, sources: list[str]) -> int:
+    """0 intact; 1 with `record N: reason` (or `checkpoint N: reason`) for the first bad one."""
+    key = _ledger_key()
+    anchors = _read_checkpoints(sources)
+    forged = _checkpoint_not_signed(anchors, key)
+    if forged is not None:
+        print(forged)
+        return EXIT_FAILED
+    with db.sessions() as session:
+        result = ledger_verify.verify(session, key, anchors)
+    print(result)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def sign_existing_command(db: Database, sources: list[str]) -> int:
+    """0 when every record is now vouched for by a signature; 1 when the ledger does not
+    verify (nothing signed); 2 without a key."""
+    key = _ledger_key()
+    if key is None:
+        raise CliError("ledger sign-existing needs LEDGER_HMAC_KEY (or LEDGER_HMAC_KEY_FILE)")
+    anchors = _read_checkpoints(sources)
+    try:
+        forged = _checkpoint_not_signed(anchors, key)
+        if forged is not None:
+            raise ledger_verify.EnrolmentRefused(forged)
+        print(ledger_verify.sign_existing(db, key, anchors))
+    except ledger_verify.EnrolmentRefused as exc:
+        print(f"{exc}\n{NOTHING_SIGNED}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _read_checkpoints(sources: list[str]) -> list[Checkpoint]:
+    try:
+        return [anchor for source in sources for anchor in checkpoints.read(source)]
+    except checkpoints.CheckpointError as exc:
+        raise CliError(f"cannot use the checkpoints: {exc}") from None
+
+
+def _checkpoint_not_signed(anchors: list[Checkpoint], key: str | None) -> str | None:
+    """`checkpoint N: reason` for the first (lowest) checkpoint not signed with the key."""
+    if key is None:
+        return None  # unsigned checkpoints still anchor the hashes
+    for anchor in sorted(anchors, key=lambda a: a.sequence):
+        problem = checkpoints.signature_problem(anchor, key.encode())
+        if problem is not None:
+            return f"checkpoint {anchor.sequence}: {problem}"
+    return None
+
+
+def _ledger_key() -> str | None:
+    """LEDGER_HMAC_KEY (or the file LEDGER_HMAC_KEY_FILE names), for signature checks."""
+    path = os.environ.get("LEDGER_HMAC_KEY_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise CliError(f"cannot read LEDGER_HMAC_KEY_FILE {path}: {exc.strerror}") from None
+    return os.environ.get("LEDGER_HMAC_KEY") or None
