@@ -250,6 +250,21 @@ def test_a_checkpoint_whose_signature_does_not_verify_is_reported(
     assert out.startswith("checkpoint 3: signature does not verify"), out
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_unreadable_checkpoints_are_one_line_and_exit_2(db: Database, tmp_path: Path) -> None:
+    garbled = tmp_path / "checkpoints.jsonl"
+    garbled.write_text(checkpoint_line(1, "a" * 64) + "not json\n")
+    for source, words in [
+        (str(garbled), "line 2: not JSON"),
+        (str(tmp_path / "missing.jsonl"), "No such file"),
+        ("http://127.0.0.1:9/checkpoints", "cannot fetch"),
+    ]:
+        result = cli(db, "ledger", "verify", "--checkpoints", source)
+        assert result.returncode == 2, result.stdout
+        assert words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_rewritten_head_fails_naming_the_record(db: Database, signing_key: str) -> None:
     write_records(db, 4)
     saved = head_row(db)
