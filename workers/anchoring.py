@@ -6,9 +6,11 @@ Each sweep reads the head (one row) and:
 - checks the chain still holds the last checkpoint written (one indexed read): a chain cut
   or rewritten behind it is reported to the admins at once, not at the next audit;
 - when the chain moved, and 100 records or LEDGER_CHECKPOINT_INTERVAL_SECONDS passed since
-  the last checkpoint, writes a signed checkpoint to LEDGER_CHECKPOINT_PATH, to the audit API
-  (`POST {AUDIT_API_URL}/checkpoints`, through the outbox) and to LEDGER_AUDIT_CHANNEL (at
-  most every LEDGER_PUBLISH_INTERVAL_SECONDS).
+  the last checkpoint, writes a signed checkpoint to LEDGER_CHECKPOINT_PATH and to the audit
+  API (`POST {AUDIT_API_URL}/checkpoints`, through the outbox);
+- posts the newest checkpoint to LEDGER_AUDIT_CHANNEL when the head moved since the last
+  post, at most every LEDGER_PUBLISH_INTERVAL_SECONDS (a fresh checkpoint, written to the
+  file and the audit API too, when the last one is older than the head).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ CANNOT_WRITE = (
     "ledger is not anchored in that file until it can. Check the path and its permissions."
 )
 PUBLISHED_TEXT = (
-    ":link: Ledger checkpoint: record {sequence}, hash `{hash}` at {recorded_at}. A ledger "
+    ":link: Ledger checkpoint: record #{sequence}, hash `{hash}` at {recorded_at}. A ledger "
     "shorter than this, or with another hash at record {sequence}, was truncated or "
     "rewritten: `approval-bot ledger verify --checkpoints FILE` with these lines in FILE.\n"
     "```{line}```"
@@ -82,13 +84,15 @@ def anchor(rt: Runtime) -> int:
     last = _last_checkpoint(anchoring)
     if last is not None and not _chain_holds(rt, anchoring, head, last):
         return 0
+    publish = _publish_due(rt, head)
+    current = last is not None and (last.sequence, last.hash) == (head.sequence, head.hash)
     written = 0
-    if _due(rt, head, last, utcnow()):
+    if _due(rt, head, last, utcnow()) or (publish and not current):
         last = checkpoints.make(head.sequence, head.hash, anchoring.key)
         _to_file(rt, anchoring, last)
         _to_audit_api(rt, last)
         written = 1
-    if last is not None:
+    if publish and last is not None:
         _to_slack(rt, last)
     return written
 
@@ -183,20 +187,24 @@ def _to_audit_api(rt: Runtime, checkpoint: Checkpoint) -> None:
         outbox.add_checkpoint(session, checkpoint)
 
 
-def _to_slack(rt: Runtime, checkpoint: Checkpoint) -> None:
-    """Post the newest checkpoint to LEDGER_AUDIT_CHANNEL, at most once an interval."""
-    channel = rt.settings.LEDGER_AUDIT_CHANNEL
-    if not channel:
-        return
-    marker = f"{checkpoint.sequence}:{checkpoint.hash}"
+def _publish_due(rt: Runtime, head: Head) -> bool:
+    """LEDGER_AUDIT_CHANNEL gets the head when it moved since the last post, at most once
+    every LEDGER_PUBLISH_INTERVAL_SECONDS (across workers)."""
+    if not rt.settings.LEDGER_AUDIT_CHANNEL:
+        return False
+    marker = f"{head.sequence}:{head.hash}"
     try:
         if rt.redis.get(PUBLISHED_KEY) in (marker, marker.encode()):
-            return
+            return False
         every = rt.settings.LEDGER_PUBLISH_INTERVAL_SECONDS
-        if not rt.redis.set(PUBLISHED_KEY + ":lock", "1", nx=True, ex=every):
-            return
+        return bool(rt.redis.set(PUBLISHED_KEY + ":lock", "1", nx=True, ex=every))
     except RedisError:
-        return
+        return False
+
+
+def _to_slack(rt: Runtime, checkpoint: Checkpoint) -> None:
+    channel = rt.settings.LEDGER_AUDIT_CHANNEL
+    assert channel
     text = PUBLISHED_TEXT.format(
         sequence=checkpoint.sequence,
         hash=checkpoint.hash,
@@ -209,4 +217,4 @@ def _to_slack(rt: Runtime, checkpoint: Checkpoint) -> None:
         log.error("cannot publish the ledger checkpoint to %s: %s", channel, exc.error)
         return
     with contextlib.suppress(RedisError):
-        rt.redis.set(PUBLISHED_KEY, marker)
+        rt.redis.set(PUBLISHED_KEY, f"{checkpoint.sequence}:{checkpoint.hash}")
