@@ -11,9 +11,11 @@ from pathlib import Path
 from bot import checkpoints, ledger, ledger_verify
 from bot.checkpoints import Checkpoint
 from bot.cli import EXIT_FAILED, EXIT_OK, CliError, _database_settings, _first_line, _parse_since
+from bot.settings import DEFAULT_CHECKPOINT_PATH
 from bot.store.db import Database
 
 NOTHING_SIGNED = "nothing was signed: restore the ledger, then run this again"
+CHECKING_OWN = "checking the ledger against the checkpoints in {path} first"
 
 
 def ledger_command(args: argparse.Namespace) -> int:
@@ -68,6 +70,10 @@ def sign_existing_command(db: Database, sources: list[str]) -> int:
     key = _ledger_key()
     if key is None:
         raise CliError("ledger sign-existing needs LEDGER_HMAC_KEY (or LEDGER_HMAC_KEY_FILE)")
+    if not sources and _own_checkpoints().exists():
+        # What the bot anchored itself must agree before anyone vouches for the ledger.
+        sources = [str(_own_checkpoints())]
+        print(CHECKING_OWN.format(path=sources[0]), file=sys.stderr)
     anchors = _read_checkpoints(sources)
     try:
         forged = _checkpoint_not_signed(anchors, key)
@@ -78,6 +84,11 @@ def sign_existing_command(db: Database, sources: list[str]) -> int:
         print(f"{exc}\n{NOTHING_SIGNED}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _own_checkpoints() -> Path:
+    """LEDGER_CHECKPOINT_PATH, or its default (relative to the working directory)."""
+    return Path(os.environ.get("LEDGER_CHECKPOINT_PATH") or DEFAULT_CHECKPOINT_PATH)
 
 
 def _read_checkpoints(sources: list[str]) -> list[Checkpoint]:

@@ -253,7 +253,10 @@ def sign_existing(db: Database, key: str, checkpoints: Iterable[Anchor] = ()) ->
         ).one()
     if result.checked == 0:
         return NOTHING_EMPTY
-    if unsigned == 0 and ledger.head_problem(*head, key.encode()) is None:
+    head_problem = ledger.head_problem(*head, key.encode())
+    if head_problem == ledger.BAD_HEAD_SIGNATURE:  # signed before, with this key: tampered
+        raise EnrolmentRefused(f"record {head[0]}: {head_problem}")
+    if unsigned == 0 and head_problem is None:
         return NOTHING_TO_SIGN
     reason = ENROLMENT_REASON.format(last=result.checked, unsigned=unsigned)
     ledger.set_signing_key(key)  # this process signs the record and the new head

@@ -44,9 +44,15 @@ FORGED_APPROVERS = [
 ]
 
 
-def cli(db: Database, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
+NO_FILE = "/nonexistent/ledger-checkpoints.jsonl"
+
+
+def cli(
+    db: Database, *args: str, key: str | None = KEY, checkpoint_path: str = NO_FILE
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["DATABASE_URL"] = db.url
+    env["LEDGER_CHECKPOINT_PATH"] = checkpoint_path
     if key:
         env["LEDGER_HMAC_KEY"] = key
     return subprocess.run(
@@ -292,6 +298,27 @@ def test_records_from_before_the_key_need_an_explicit_sign_existing(db: Database
     )
     # What the enrolment vouches for cannot be rewritten afterwards.
     rewrite_chain(db, sequence=2)
+    assert verify(db) == (1, "record 1: missing signature")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sign_existing_does_not_vouch_for_a_chain_rewritten_after_the_key(
+    db: Database, signing_key: str, tmp_path: Path
+) -> None:
+    write_records(db, 4)
+    checkpoints = tmp_path / "ledger-checkpoints.jsonl"  # what the bot anchored
+    checkpoints.write_text(checkpoint_line(4, hash_at(db, 4)))
+    rewrite_chain(db, sequence=2)  # every signature removed; the head keeps a stale one
+    refused = cli(db, "ledger", "sign-existing")
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("record 4: chain head signature does not match")
+    head = head_row(db)
+    head["signature"] = None
+    restore_head(db, head)  # the attacker removes that too: the checkpoints still disagree
+    refused = cli(db, "ledger", "sign-existing", checkpoint_path=str(checkpoints))
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("record 4: hash differs from checkpoint 4")
+    assert "nothing was signed" in refused.stdout
     assert verify(db) == (1, "record 1: missing signature")
 
 
