@@ -154,8 +154,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "db":
         return db_upgrade(_database_settings())
     if args.command == "ledger":
-        from bot.ledger_cli import ledger_command
-
         return ledger_command(args)
     settings = load_settings()
     from bot.runtime import build_runtime
@@ -286,6 +284,54 @@ def db_upgrade(url: str) -> int:
         ) from None
     print("database schema is up to date")
     return EXIT_OK
+
+
+def ledger_command(args: argparse.Namespace) -> int:
+    from bot import ledger
+    from bot.store.db import Database
+
+    try:
+        db = Database(_database_settings())
+    except Exception as exc:
+        raise CliError(f"cannot open the database: {_first_line(exc)}") from None
+    try:
+        if args.ledger_command in ("verify", "sign-existing"):
+            from bot.ledger_cli import check_command
+
+            return check_command(db, args.ledger_command, args.checkpoints or [])
+        with db.sessions() as session:
+            write = ledger.export_json if args.format == "json" else ledger.export_csv
+            only = ledger.ExportFilter(
+                since=_parse_since(args.since), until=_parse_since(args.until), project=args.project
+            )
+            if args.output is None:
+                write(session, sys.stdout, only)
+            else:
+                with args.output.open("w", encoding="utf-8", newline="") as out:
+                    count = write(session, out, only)
+                print(f"wrote {count} records to {args.output}", file=sys.stderr)
+            return EXIT_OK
+    except CliError:
+        raise
+    except Exception as exc:  # a missing table, an unreachable server: one clear line
+        raise CliError(
+            f"cannot read the ledger: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+    finally:
+        db.dispose()
+
+
+def _ledger_key() -> str | None:
+    """LEDGER_HMAC_KEY (or the file LEDGER_HMAC_KEY_FILE names), for signature checks."""
+    import os
+
+    path = os.environ.get("LEDGER_HMAC_KEY_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise CliError(f"cannot read LEDGER_HMAC_KEY_FILE {path}: {exc.strerror}") from None
+    return os.environ.get("LEDGER_HMAC_KEY") or None
 
 
 def _first_line(exc: BaseException) -> str:

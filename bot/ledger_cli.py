@@ -1,16 +1,15 @@
-"""`approval-bot ledger verify | sign-existing | export`: they need only DATABASE_URL (and
-LEDGER_HMAC_KEY for signatures), not the Slack and GitLab settings."""
+"""`approval-bot ledger verify` and `ledger sign-existing` (`bot.cli.ledger_command` opens the
+database and turns errors into one line): the chain, its signatures and checkpoints."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-from bot import checkpoints, ledger, ledger_verify
+from bot import checkpoints, ledger_verify
 from bot.checkpoints import Checkpoint
-from bot.cli import EXIT_FAILED, EXIT_OK, CliError, _database_settings, _first_line, _parse_since
+from bot.cli import EXIT_FAILED, EXIT_OK, CliError, _ledger_key
 from bot.settings import DEFAULT_CHECKPOINT_PATH
 from bot.store.db import Database
 
@@ -18,36 +17,11 @@ NOTHING_SIGNED = "nothing was signed: restore the ledger, then run this again"
 CHECKING_OWN = "checking the ledger against the checkpoints in {path} first"
 
 
-def ledger_command(args: argparse.Namespace) -> int:
-    try:
-        db = Database(_database_settings())
-    except Exception as exc:
-        raise CliError(f"cannot open the database: {_first_line(exc)}") from None
-    try:
-        if args.ledger_command == "verify":
-            return verify_command(db, args.checkpoints or [])
-        if args.ledger_command == "sign-existing":
-            return sign_existing_command(db, args.checkpoints or [])
-        with db.sessions() as session:
-            write = ledger.export_json if args.format == "json" else ledger.export_csv
-            only = ledger.ExportFilter(
-                since=_parse_since(args.since), until=_parse_since(args.until), project=args.project
-            )
-            if args.output is None:
-                write(session, sys.stdout, only)
-            else:
-                with args.output.open("w", encoding="utf-8", newline="") as out:
-                    count = write(session, out, only)
-                print(f"wrote {count} records to {args.output}", file=sys.stderr)
-            return EXIT_OK
-    except CliError:
-        raise
-    except Exception as exc:  # a missing table, an unreachable server: one clear line
-        raise CliError(
-            f"cannot read the ledger: {type(exc).__name__}: {_first_line(exc)}"
-        ) from None
-    finally:
-        db.dispose()
+def check_command(db: Database, command: str, sources: list[str]) -> int:
+    """`ledger verify` or `ledger sign-existing`, on an open database."""
+    if command == "sign-existing":
+        return sign_existing_command(db, sources)
+    return verify_command(db, sources)
 
 
 def verify_command(db: Database, sources: list[str]) -> int:
@@ -107,14 +81,3 @@ def _checkpoint_not_signed(anchors: list[Checkpoint], key: str | None) -> str | 
         if problem is not None:
             return f"checkpoint {anchor.sequence}: {problem}"
     return None
-
-
-def _ledger_key() -> str | None:
-    """LEDGER_HMAC_KEY (or the file LEDGER_HMAC_KEY_FILE names), for signature checks."""
-    path = os.environ.get("LEDGER_HMAC_KEY_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise CliError(f"cannot read LEDGER_HMAC_KEY_FILE {path}: {exc.strerror}") from None
-    return os.environ.get("LEDGER_HMAC_KEY") or None
