@@ -209,8 +209,19 @@ class Anchoring:
                 log.error("cannot write ledger checkpoint to %s: %s", self.path, exc)
 
 
+_installed: Anchoring | None = None
+
+
 def install(sessions: sessionmaker[Session], anchoring: Anchoring) -> None:
-    """Anchor every CHECKPOINT_EVERY records as they are appended through `sessions`."""
+    """Anchor every CHECKPOINT_EVERY records as they are appended through `sessions`; the
+    sweep (workers.anchoring) writes the others through the same Anchoring."""
+    global _installed  # noqa: PLW0603 - process-wide, set once at startup
+    _installed = anchoring
     ledger.set_checkpoint_hook(anchoring.stage)
     event.listen(sessions, "after_commit", anchoring.after_commit)
     event.listen(sessions, "after_rollback", lambda session: session.info.pop(_PENDING, None))
+
+
+def installed() -> Anchoring | None:
+    """This process's Anchoring (None before `install`)."""
+    return _installed

@@ -75,7 +75,7 @@ class Head:
 
 def anchor(rt: Runtime) -> int:
     """One pass; returns 1 when a checkpoint was written."""
-    anchoring = rt.anchoring
+    anchoring = checkpoints.installed()
     if anchoring is None:
         return 0
     head = _head(rt)
