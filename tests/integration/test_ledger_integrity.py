@@ -328,11 +328,12 @@ AUDIT_CHANNEL = "C0AUDIT01"
 ADMIN_DM = dm_channel_for("U0ADMIN01")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture
 def anchored(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Bot]:
-    """`web` + `worker` with the key, an audit channel, the audit API and a checkpoint file,
+    """`web` + `worker` on PostgreSQL (as in production; the CLI tests above cover both
+    databases) with the key, an audit channel, the audit API and a checkpoint file,
     checkpointing as soon as the chain moves (the default waits up to 5 minutes)."""
     path = tmp_path_factory.mktemp("anchors") / "ledger-checkpoints.jsonl"
     env = {
@@ -342,7 +343,7 @@ def anchored(
         "LEDGER_CHECKPOINT_INTERVAL_SECONDS": "1",
         "LEDGER_CHECKPOINT_PATH": str(path),
     }
-    with running_bot(request, tmp_path_factory, str(request.param), env) as bot:
+    with running_bot(request, tmp_path_factory, "postgresql", env) as bot:
         yield bot
         assert bot.audit is not None
         assert not bot.slack.unexpected + bot.gitlab.unexpected + bot.audit.unexpected
