@@ -6,7 +6,8 @@ also writes the footprint results, so footprint is not run twice); about 7 minut
 2-core machine. Options are passed to every suite, each taking the ones it knows, e.g.
 `python -m bench burst --workers 1 --limits none`. Results: bench/results/<suite>.json.
 All suites use Redis DB 9 only and must not run at the same time as each other. `ledger`
-(verify and export on 100k and 1M generated entries, about 3 minutes) is run by name.
+(verify with the signing key and export on 100k and 1M generated, signed entries, on SQLite
+and PostgreSQL; about 5 minutes; `--databases sqlite` for SQLite only) is run by name.
 """
 
 from __future__ import annotations

@@ -107,9 +107,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the database and logs here (default: a temporary directory, removed at the end)",
     )
 
+    _add_ledger(sub)
+    return finish(parser)
+
+
+def _add_ledger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ledger = sub.add_parser("ledger", help="sign-off ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
-    ledger_sub.add_parser("verify", help="check the ledger end to end")
+    verify = ledger_sub.add_parser("verify", help="check the ledger end to end")
+    sign_existing = ledger_sub.add_parser(
+        "sign-existing",
+        help="once, after setting LEDGER_HMAC_KEY: verify the ledger, then append a signed "
+        "record vouching for the records written before the key",
+    )
+    for command in (verify, sign_existing):
+        command.add_argument(
+            "--checkpoints",
+            action="append",
+            metavar="FILE|URL",
+            help="also check the chain against these checkpoints (LEDGER_CHECKPOINT_PATH, or "
+            "an http(s) URL answering checkpoint lines or a JSON array); repeatable",
+        )
     export = ledger_sub.add_parser("export", help="write the sign-off evidence")
     export.add_argument(
         "--format", choices=["json", "csv"], required=True, help="a JSON array, or CSV rows"
@@ -118,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="records from DATE (YYYY-MM-DD or ISO 8601, UTC)")
     export.add_argument("--until", help="records before DATE (YYYY-MM-DD or ISO 8601, UTC)")
     export.add_argument("--project", help="only this project path (globs allowed)")
-    return finish(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -317,11 +334,11 @@ def ledger_command(args: argparse.Namespace) -> int:
 
     db = ledger_database(_database_settings())
     try:
+        if args.ledger_command in ("verify", "sign-existing"):
+            from bot.ledger_cli import check_command
+
+            return check_command(db, args.ledger_command, args.checkpoints or [])
         with db.sessions() as session:
-            if args.ledger_command == "verify":
-                result = ledger.verify(session, _ledger_key())
-                print(result)
-                return EXIT_OK if result.ok else EXIT_FAILED
             write = ledger.export_json if args.format == "json" else ledger.export_csv
             only = ledger.ExportFilter(
                 since=_parse_since(args.since), until=_parse_since(args.until), project=args.project

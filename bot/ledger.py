@@ -13,7 +13,8 @@ import fnmatch
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -52,22 +53,63 @@ EXPORT_FIELDS = (
 VERIFY_BATCH = 5000
 
 
+CHECKPOINT_EVERY = 100
+# The kind of the record `approval-bot ledger sign-existing` appends: signed, it vouches for
+# every record before it, including those written before LEDGER_HMAC_KEY was set.
+ENROLMENT_KIND = "signing_started"
+
+MISSING_SIGNATURE = "missing signature"
+BAD_SIGNATURE = "signature does not match (rewritten without the signing key?)"
+HEAD_NOT_SIGNED = "chain head not signed"
+BAD_HEAD_SIGNATURE = "chain head signature does not match (moved without the signing key?)"
+
+log = logging.getLogger(__name__)
+
 _signing_key: bytes | None = None
+_on_checkpoint: Callable[[Session, int, str], None] | None = None
 
 
 def set_signing_key(key: str | None) -> None:
-    """Sign every entry this process appends (LEDGER_HMAC_KEY), so that someone with
-    database access alone cannot rewrite the whole chain consistently."""
+    """Sign every entry this process appends, and the chain head (LEDGER_HMAC_KEY), so that
+    someone with database access alone cannot rewrite the chain consistently."""
     global _signing_key  # noqa: PLW0603 - process-wide, set once at startup
     _signing_key = key.encode() if key else None
 
 
+def set_checkpoint_hook(hook: Callable[[Session, int, str], None] | None) -> None:
+    """Called inside the appending transaction every CHECKPOINT_EVERY records with the new
+    head's sequence and hash (bot.checkpoints anchors it outside the database)."""
+    global _on_checkpoint  # noqa: PLW0603 - process-wide, set once at startup
+    _on_checkpoint = hook
+
+
 def sign(digest: str, key: bytes) -> str:
+    """An entry's signature: HMAC-SHA256 of its hash."""
     return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_head(sequence: int, digest: str, key: bytes) -> str:
+    """The chain head's signature: HMAC-SHA256 of `head:{sequence}:{hash}`."""
+    return hmac.new(key, f"head:{sequence}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def head_problem(sequence: int, digest: str, signature: str | None, key: bytes) -> str | None:
+    """Why the head does not verify with the key (the empty chain's head needs no signature)."""
+    if sequence == 0 and digest == GENESIS_HASH:
+        return None
+    if signature is None:
+        return HEAD_NOT_SIGNED
+    if not hmac.compare_digest(signature, sign_head(sequence, digest, key)):
+        return BAD_HEAD_SIGNATURE
+    return None
 
 
 class LedgerError(Exception):
     """The ledger cannot be appended to or read."""
+
+
+class HeadNotVerified(LedgerError):
+    """The chain head does not verify with the signing key: appending would sign a forgery."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +118,13 @@ class VerifyResult:
     checked: int
     bad_sequence: int | None = None
     reason: str | None = None
+    anchors: int | None = None  # checkpoints compared, when some were given
 
     def __str__(self) -> str:
-        if self.ok:
-            return f"ledger intact: {self.checked} records verified"
-        return f"record {self.bad_sequence}: {self.reason}"
+        if not self.ok:
+            return f"record {self.bad_sequence}: {self.reason}"
+        matched = f" ({self.anchors} checkpoints matched)" if self.anchors is not None else ""
+        return f"ledger intact: {self.checked} records verified{matched}"
 
 
 def iso_utc(moment: datetime) -> str:
@@ -100,10 +144,8 @@ def _text_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
-def append(
-    session: Session, kind: str, fields: dict[str, Any], recorded_at: datetime
-) -> LedgerEntry:
-    """Append one entry inside the caller's transaction, locking the chain head first."""
+def lock_head(session: Session) -> LedgerHead:
+    """The chain head, locked for this transaction (created on a database without it)."""
     head = session.execute(
         select(LedgerHead).where(LedgerHead.id == HEAD_ROW_ID).with_for_update()
     ).scalar_one_or_none()
@@ -111,6 +153,49 @@ def append(
         head = LedgerHead(id=HEAD_ROW_ID, sequence=0, hash=GENESIS_HASH)
         session.add(head)
         session.flush()
+    return head
+
+
+def require_verified_head(session: Session, action: str) -> None:
+    """Raise HeadNotVerified when, with a signing key, the chain head does not verify: for
+    work that must not start unless its ledger record can be written (playing a gate)."""
+    key = _signing_key
+    if key is None:
+        return
+    head = session.execute(
+        select(LedgerHead.sequence, LedgerHead.hash, LedgerHead.signature).where(
+            LedgerHead.id == HEAD_ROW_ID
+        )
+    ).one_or_none()
+    if head is None:
+        return
+    problem = head_problem(head.sequence, head.hash, head.signature, key)
+    if problem is not None:
+        log.error("refusing to %s: the ledger's record %s: %s", action, head.sequence, problem)
+        raise HeadNotVerified(f"record {head.sequence}: {problem}")
+
+
+def append(
+    session: Session,
+    kind: str,
+    fields: dict[str, Any],
+    recorded_at: datetime,
+    *,
+    trust_head: bool = False,
+) -> LedgerEntry:
+    """Append one entry inside the caller's transaction, locking the chain head first.
+
+    With a signing key, a head whose signature does not verify is refused (HeadNotVerified):
+    the caller's state change fails with it rather than extending a forged chain.
+    `trust_head` is for `ledger sign-existing` only, after it verified the chain.
+    """
+    head = lock_head(session)
+    key = _signing_key
+    if key is not None and not trust_head:
+        problem = head_problem(head.sequence, head.hash, head.signature, key)
+        if problem is not None:
+            log.error("refusing to append to the ledger: record %s: %s", head.sequence, problem)
+            raise HeadNotVerified(f"record {head.sequence}: {problem}")
     sequence = head.sequence + 1
     record = {
         **{name: None for name in EXPORT_FIELDS if name not in ("prev_hash", "hash")},
@@ -128,92 +213,50 @@ def append(
         body=canonical(record),
         prev_hash=head.hash,
         hash=digest,
-        signature=sign(digest, _signing_key) if _signing_key else None,
+        signature=sign(digest, key) if key else None,
     )
     session.add(entry)
     head.sequence = sequence
     head.hash = digest
+    head.signature = sign_head(sequence, digest, key) if key else None
     session.flush()
+    if sequence % CHECKPOINT_EVERY == 0 and _on_checkpoint is not None:
+        _on_checkpoint(session, sequence, digest)
     return entry
 
 
-_COLUMNS = (
-    LedgerEntry.sequence,
-    LedgerEntry.kind,
-    LedgerEntry.recorded_at,
-    LedgerEntry.body,
-    LedgerEntry.prev_hash,
-    LedgerEntry.hash,
-    LedgerEntry.signature,
+STREAM_QUERY = (
+    "SELECT sequence, kind, recorded_at, body, prev_hash, hash, signature"
+    " FROM ledger_entries ORDER BY sequence"
 )
 
 
-def _stream(session: Session) -> Iterator[Any]:
-    """Entries in sequence order as plain rows, streamed (a server-side cursor on
-    PostgreSQL) in batches: memory stays flat and no ORM objects are built."""
-    connection = session.connection().execution_options(stream_results=True, yield_per=VERIFY_BATCH)
-    yield from connection.execute(select(*_COLUMNS).order_by(LedgerEntry.sequence))
+def stream(session: Session) -> Generator[tuple[Any, ...], None, None]:
+    """Entries in sequence order as plain tuples, streamed in batches straight from the
+    driver (a server-side cursor on PostgreSQL): memory stays flat, and no ORM objects or
+    SQLAlchemy rows are built (they cost as much as the verification itself)."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if raw is None:
+        raise LedgerError("the database connection is closed")
+    if connection.dialect.name == "postgresql":
+        cursor = raw.cursor(name="approval_bot_ledger_stream")
+        cursor.itersize = VERIFY_BATCH
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(STREAM_QUERY)
+        while batch := cursor.fetchmany(VERIFY_BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def verify(session: Session, key: str | None = None) -> VerifyResult:
-    """Walk the chain from the first entry; report the first entry that does not hold.
+    """The chain, its signatures (with the key) and its head: see bot.ledger_verify."""
+    from bot.ledger_verify import verify as verify_chain  # it builds on this module
 
-    With the signing key, every entry from the first signed one on must carry a valid
-    signature: a chain recomputed without the key fails there.
-    """
-    expected_sequence = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
-    signed_since: int | None = None
-    secret = key.encode() if key else None
-    for entry in _stream(session):
-        problem = _check_entry(entry, expected_sequence, prev_hash)
-        if problem is None and secret is not None:
-            problem = _check_signature(entry, secret, signed_since)
-            if entry[6] and signed_since is None:
-                signed_since = entry[0]
-        if problem is not None:
-            bad, reason = problem
-            return VerifyResult(False, checked, bad, reason)
-        prev_hash = entry[5]
-        expected_sequence += 1
-        checked += 1
-    head = session.get(LedgerHead, HEAD_ROW_ID)
-    if head is not None and head.sequence >= expected_sequence:
-        reason = f"missing (the chain head says {head.sequence} records were written)"
-        return VerifyResult(False, checked, expected_sequence, reason)
-    if head is not None and head.sequence == checked and head.hash != prev_hash:
-        return VerifyResult(False, checked, checked, "hash does not match the chain head")
-    return VerifyResult(True, checked)
-
-
-def _check_entry(entry: Any, expected: int, prev_hash: str) -> tuple[int, str] | None:
-    sequence, kind, recorded_at, body, stored_prev, stored_hash = entry[:6]
-    if sequence != expected:
-        return expected, f"missing (next record found is {sequence})"
-    # The columns must say what the body says. Canonical JSON (sorted keys, no spaces,
-    # quotes inside strings escaped) lets a substring test stand in for parsing.
-    if f'"sequence":{sequence},' not in body:
-        return expected, "sequence in the body does not match the record (moved or inserted)"
-    if stored_prev != prev_hash:
-        return expected, "previous-hash link broken (a record before it was changed or removed)"
-    # The stored body is the exact text that was hashed: no need to re-serialize it.
-    if _text_hash(prev_hash, body) != stored_hash:
-        return expected, "hash mismatch (the record was modified)"
-    if f'"kind":{json.dumps(kind)}' not in body or f'"recorded_at":"{recorded_at}"' not in body:
-        return expected, "kind or recorded_at differs from the hashed body"
-    return None
-
-
-def _check_signature(entry: Any, key: bytes, signed_since: int | None) -> tuple[int, str] | None:
-    sequence, digest, signature = entry[0], entry[5], entry[6]
-    if signature is None:
-        if signed_since is not None:
-            return sequence, f"signature missing (records are signed since {signed_since})"
-        return None
-    if not hmac.compare_digest(signature, sign(digest, key)):
-        return sequence, "signature does not match (rewritten without the signing key?)"
-    return None
+    return verify_chain(session, key)
 
 
 @dataclass(frozen=True)
@@ -238,7 +281,7 @@ class ExportFilter:
 
 def records(session: Session, only: ExportFilter | None = None) -> Iterator[dict[str, Any]]:
     """Export rows: the hashed body plus the chain fields."""
-    for entry in _stream(session):
+    for entry in stream(session):
         record = json.loads(entry[3])
         if only is not None and not only.accepts(record):
             continue

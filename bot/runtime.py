@@ -8,7 +8,7 @@ from functools import cached_property
 
 from redis import Redis
 
-from bot import ledger
+from bot import checkpoints, ledger
 from bot.gitlab import GitLabClient
 from bot.identity_lookup import IdentityLookups
 from bot.policy_watch import PolicyHolder
@@ -50,10 +50,17 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = PolicyHolder(str(settings.APPROVAL_POLICY))
     key = settings.LEDGER_HMAC_KEY
     ledger.set_signing_key(key.get_secret_value() if key else None)
+    db = Database(settings.database_url)
+    anchoring = checkpoints.Anchoring(
+        settings.LEDGER_CHECKPOINT_PATH,
+        key.get_secret_value().encode() if key else None,
+        audit=bool(settings.AUDIT_API_URL),
+    )
+    checkpoints.install(db.sessions, anchoring)  # the sweep finds it with installed()
     return Runtime(
         settings=settings,
         policy=policy,
-        db=Database(settings.database_url),
+        db=db,
         redis=make_redis(settings.REDIS_URL),
         slack=SlackClient(
             token=settings.SLACK_BOT_TOKEN.get_secret_value(),

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/approval-bot.db"
+DEFAULT_CHECKPOINT_PATH = "var/ledger-checkpoints.jsonl"
 FIVE_MIB = 5 * 1024 * 1024
 # Settings that may instead be read from a file named by `<NAME>_FILE` (Docker and
 # Kubernetes secrets); their values never appear in logs or error messages.
@@ -35,6 +36,7 @@ OPTIONAL_SETTINGS = (
     "SLACK_TEAM_ID",
     "SLACK_APP_ID",
     "SLACK_ENTERPRISE_ID",
+    "LEDGER_CHECKPOINT_PATH",
 )
 SIGNING_KEY_PREFIX = "whsec_"
 SLACK_ID = re.compile(r"[A-Z][A-Z0-9]{2,31}")
@@ -70,6 +72,10 @@ class Settings(BaseSettings):
     # the database.
     LEDGER_AUDIT_CHANNEL: str | None = None
     LEDGER_PUBLISH_INTERVAL_SECONDS: int = Field(default=600, ge=1, le=86400)
+    # The append-only file a signed checkpoint of the chain head is appended to, at least
+    # every 100 records or LEDGER_CHECKPOINT_INTERVAL_SECONDS while the chain moves.
+    LEDGER_CHECKPOINT_PATH: Path = Path(DEFAULT_CHECKPOINT_PATH)
+    LEDGER_CHECKPOINT_INTERVAL_SECONDS: int = Field(default=300, ge=1, le=300)
     SLACK_BOT_TOKEN: SecretStr
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_API_URL: str = "https://slack.com/api/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import approvals, audit
+from bot import approvals, audit, ledger
 from bot.admins import tell_admins_once
 from bot.approvals import Counted, Denied
 from bot.blocks import reject_reason
@@ -301,6 +301,8 @@ def reply_to_approval(
 @counted("plays_total", "result")
 def finish_approved(rt: Runtime, request_id: str) -> str:
     """Play the gate of an approved request exactly once, then record the sign-off."""
+    with rt.db.sessions() as session:  # no play whose sign-off would be refused (forged head)
+        ledger.require_verified_head(session, f"play the gate of {request_id}")
     before = store.get(rt.db, request_id)
     if not store.claim_play(rt.db, request_id, rt.settings.play_lease):
         return "play-claimed-elsewhere"

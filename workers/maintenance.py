@@ -17,13 +17,10 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from bot import audit, reconcile
-from bot.ledger import iso_utc
 from bot.runtime import Runtime
-from bot.slack import SlackError
 from bot.store import queries, slack_guard
 from bot.store import requests as store
-from bot.store.models import LedgerHead, utcnow
-from workers import jobs, reminders, rollback
+from workers import anchoring, jobs, reminders, rollback
 from workers import queue as jobqueue
 from workers.context import runtime
 
@@ -34,14 +31,15 @@ TICK_KEY = "approval-bot:sweep-tick"
 
 
 def sweep(_payload: dict[str, object] | None = None) -> dict[str, int]:
-    """One pass: close expired requests, finish orphaned plays, post lost messages."""
+    """One pass: close expired requests, finish orphaned plays, post lost messages, check
+    and anchor the ledger's head."""
     rt = runtime()
     done = {
         "expired": expire_due(rt),
         "recovered": recover_plays(rt),
         "reposted": repost(rt),
         "reminded": reminders.remind_and_escalate(rt),
-        "published": int(publish_head(rt)),
+        "anchored": anchoring.anchor(rt),
     }
     if rt.settings.AUDIT_API_URL:
         done["audited"] = audit.deliver_due(rt.db, rt.settings.AUDIT_API_URL)
@@ -136,40 +134,3 @@ def reconcile_gates(_payload: dict[str, object] | None = None) -> int:
         )
         jobs.open_request(event)
     return len(missing)
-
-
-PUBLISHED_KEY = "approval-bot:ledger-head-published"
-HEAD_TEXT = (
-    ":link: Ledger head: record #{sequence}, hash `{hash}` at {at}. Compare with "
-    "`approval-bot ledger verify`: a ledger shorter than this, or with another hash at "
-    "#{sequence}, was truncated or rewritten."
-)
-
-
-def publish_head(rt: Runtime) -> bool:
-    """Post the chain head to LEDGER_AUDIT_CHANNEL when it moved (at most once an interval)."""
-    channel = rt.settings.LEDGER_AUDIT_CHANNEL
-    if not channel:
-        return False
-    with rt.db.sessions() as session:
-        head = session.get(LedgerHead, 1)
-    if head is None or head.sequence == 0:
-        return False
-    marker = f"{head.sequence}:{head.hash}"
-    try:
-        if rt.redis.get(PUBLISHED_KEY) in (marker, marker.encode()):
-            return False
-        every = rt.settings.LEDGER_PUBLISH_INTERVAL_SECONDS
-        if not rt.redis.set(PUBLISHED_KEY + ":lock", "1", nx=True, ex=every):
-            return False
-    except RedisError:
-        return False
-    text = HEAD_TEXT.format(sequence=head.sequence, hash=head.hash, at=iso_utc(utcnow()))
-    try:
-        rt.slack.post_message(channel, text, [])
-    except SlackError as exc:
-        log.error("cannot publish the ledger head to %s: %s", channel, exc.error)
-        return False
-    with contextlib.suppress(RedisError):
-        rt.redis.set(PUBLISHED_KEY, marker)
-    return True

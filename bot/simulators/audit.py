@@ -1,4 +1,6 @@
-"""A fake external audit API (`POST /deployments`), idempotent on Idempotency-Key."""
+"""A fake external audit API (`POST /deployments`, `/rollbacks`, `/checkpoints`), idempotent
+on Idempotency-Key. `GET /checkpoints` answers the checkpoints it accepted, as a JSON array
+(what `approval-bot ledger verify --checkpoints URL` reads)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ class AuditPost:
     status: int
 
 
+POST_PATHS = ("/deployments", "/rollbacks", "/checkpoints")
+
+
 class FakeAuditApi(FakeServer):
     """Stores each deployment once per Idempotency-Key; a repeat answers 409 (duplicate)."""
 
@@ -38,7 +43,9 @@ class FakeAuditApi(FakeServer):
         )
 
     def handle(self, request: Request) -> Response:
-        if request.method != "POST" or request.path not in ("/deployments", "/rollbacks"):
+        if request.method == "GET" and request.path == "/checkpoints":
+            return json_response(self.checkpoints(), 200)
+        if request.method != "POST" or request.path not in POST_PATHS:
             self.unexpected.append(f"{request.method} {request.path}")
             return json_response({"error": "not found"}, 404)
         key = request.headers.get("Idempotency-Key")
@@ -54,3 +61,8 @@ class FakeAuditApi(FakeServer):
                 self.accepted[key] = body
             self.posts.append(AuditPost(request.path, key, body, status))
         return json_response({"status": status}, status)
+
+    def checkpoints(self) -> list[Any]:
+        """The checkpoints accepted, in the order they arrived."""
+        with self._lock:
+            return [p.body for p in self.posts if p.path == "/checkpoints" and p.status == 201]

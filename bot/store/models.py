@@ -158,6 +158,9 @@ class LedgerHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 of `head:{sequence}:{hash}` with LEDGER_HMAC_KEY, when one is configured:
+    # the bot refuses to append on a head whose signature does not verify.
+    signature: Mapped[str | None] = mapped_column(String(64))
 
 
 class PolicyVersion(Base):

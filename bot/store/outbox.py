@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 from bot import ledger
 from bot.store.db import Database
 from bot.store.models import ApprovalRequest, LedgerEntry, OutboxMessage, utcnow
+
+if TYPE_CHECKING:
+    from bot.checkpoints import Checkpoint
 
 CLAIM_FOR = timedelta(seconds=60)
 BATCH = 50
@@ -51,6 +54,31 @@ def add_rollback(
         "project": request.project_path,
     }
     _add(session, entry, "rollbacks", body)
+
+
+def add_checkpoint(session: Session, checkpoint: Checkpoint) -> None:
+    """POST {AUDIT_API_URL}/checkpoints: the chain head, anchored outside the database. The
+    key derives from the head's hash, so the same head is sent once however often it is
+    checkpointed (a second add fails on the unique key: the caller ignores that)."""
+    session.add(
+        OutboxMessage(
+            ledger_sequence=checkpoint.sequence,
+            endpoint="checkpoints",
+            body=json.dumps(
+                {
+                    "sequence": checkpoint.sequence,
+                    "hash": checkpoint.hash,
+                    "recorded_at": checkpoint.recorded_at,
+                    "signature": checkpoint.signature,
+                },
+                sort_keys=True,
+            ),
+            idempotency_key=f"approval-bot-checkpoint-{checkpoint.hash}",
+            attempts=0,
+            next_attempt_at=utcnow(),
+            created_at=utcnow(),
+        )
+    )
 
 
 def _add(session: Session, entry: LedgerEntry, endpoint: str, body: dict[str, Any]) -> None:

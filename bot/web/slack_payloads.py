@@ -15,7 +15,7 @@ class _Model(BaseModel):
 
 
 class SlackUserRef(_Model):
-    id: str = Field(min_length=1, max_length=32)
+    id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")
     name: str | None = None
     username: str | None = None
 

@@ -377,6 +377,12 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if types == "string":
         forbidden = schema.get("not", {})
         excluded = [forbidden["const"]] if "const" in forbidden else forbidden.get("enum", [])
+        if "pattern" in schema:
+            return st.from_regex(schema["pattern"], fullmatch=True).filter(
+                lambda value: (
+                    schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 10**6)
+                )
+            )
         # The bot refuses NUL characters in webhook strings (the store cannot keep them).
         text = st.text(
             alphabet=st.characters(blacklist_characters="\x00"),

@@ -83,7 +83,11 @@ def test_two_roles_approve_and_the_gate_is_played_once(live: Bot) -> None:
     # The external audit API hears of it once, with a stable idempotency key.
     assert live.audit is not None
     posts = wait_until(
-        lambda: [p for p in live.audit.posts if p.body["pipeline_url"] == signoff["pipeline_url"]],
+        lambda: [
+            p
+            for p in live.audit.posts
+            if p.path == "/deployments" and p.body["pipeline_url"] == signoff["pipeline_url"]
+        ],
         10,
         "the audit API post",
     )

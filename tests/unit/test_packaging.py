@@ -157,7 +157,10 @@ def test_compose_stores(compose: dict[str, Any], services: dict[str, Any]) -> No
     assert str(postgres["image"]).startswith("postgres:16")
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
     assert set(postgres["environment"]) == {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
-    assert set(compose["volumes"]) == {"redis-data", "postgres-data"}
+    assert set(compose["volumes"]) == {"redis-data", "postgres-data", "bot-var"}
+    # The ledger checkpoints (LEDGER_CHECKPOINT_PATH under var/) outlive the containers.
+    for name in ("web", "worker"):
+        assert "bot-var:/app/var" in services[name]["volumes"]
 
 
 def test_compose_variables_are_documented_in_env_example() -> None:
