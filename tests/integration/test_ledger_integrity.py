@@ -361,6 +361,9 @@ def open_a_request(bot: Bot, job_id: int) -> str:
 def reject_a_request(bot: Bot, job_id: int) -> str:
     """A gated pipeline, rejected by the compliance officer: one ledger record."""
     request_id = open_a_request(bot, job_id)
+    opened = len(bot.slack.calls_to("views.open"))
+    assert bot.click("U0CO00001", "reject", request_id).status_code == 200
+    bot.slack.wait_for("views.open", count=opened + 1)  # the form the bot opened
     assert bot.submit_reason("U0CO00001", request_id, "not reviewed").status_code == 200
     return request_id
 
