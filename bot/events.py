@@ -9,10 +9,12 @@ from typing import Annotated, Any, NotRequired, TypedDict, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bot.policy import Gate, Policy
+from bot.store.limits import FULL_PATH_MAX, URL_MAX
 from bot.validation import first_problem
 
-# Pipeline statuses after which nothing in the pipeline will run any more.
-FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "skipped"})
+# Pipeline statuses after which nothing in the pipeline will run any more. Newer GitLab shows
+# `canceling` while a cancelled pipeline's jobs stop: for a gate it is as good as `canceled`.
+FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "canceling", "skipped"})
 # Statuses of a gate job that has been played (by the bot, or behind its back).
 PLAYED_JOB = frozenset(
     {"pending", "running", "success", "failed", "preparing", "waiting_for_resource"}
@@ -36,8 +38,10 @@ def _storable(text: str) -> str:
 # The shapes the store can hold: 64-bit ids, and strings that fit their columns.
 Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Short = Annotated[str, Field(max_length=255), AfterValidator(_storable)]
+# A project's full path: up to 20 nested groups and the project, each path up to 255.
+FullPath = Annotated[str, Field(max_length=FULL_PATH_MAX), AfterValidator(_storable)]
 Sha = Annotated[str, Field(max_length=64), AfterValidator(_storable)]
-Url = Annotated[str, Field(max_length=1024), AfterValidator(_storable)]
+Url = Annotated[str, Field(max_length=URL_MAX), AfterValidator(_storable)]
 Text = Annotated[str, Field(max_length=100_000), AfterValidator(_storable)]
 
 
@@ -73,7 +77,7 @@ class HookCommit(_Model):
 
 class HookProject(_Model):
     id: Id
-    path_with_namespace: Short
+    path_with_namespace: FullPath
     web_url: Url | None = None
 
 
