@@ -194,7 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.port,
             args.workers,
             args.threads,
-            worker_setup(runtime),
+            worker_setup(runtime, app),
             limits=edge_limits(settings),
         )
         server.run()

@@ -5,6 +5,7 @@ GitLab's API before acting on it."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from bot.web.security import (
     WEBHOOK_TIMESTAMP,
     gitlab_signature_ok,
 )
+from bot.web.spool import Spooled, SpoolFull, current_spool
 from bot.web.support import BodyTooLarge, Edge, answer, edge, error, parse_json, read_body
 from workers import queue as jobs
 
@@ -52,6 +54,7 @@ DELIVERY_TTL_S = 7 * 24 * 3600
 DELIVERY_KEY = "approval-bot:delivery:{}"
 UNAUTHORIZED = "missing or invalid X-Gitlab-Token"
 OUT_OF_SCOPE = "X-Gitlab-Token is not valid for this project"
+NOT_TAKEN = "not ready: Redis or the database is unavailable, and the event could not be spooled"
 
 
 @dataclass
@@ -95,15 +98,44 @@ def gitlab_webhook() -> tuple[Response, int]:
         )
     if not _speaks_for(payload, scope, loaded):
         return _count("out_of_scope", error(401, OUT_OF_SCOPE))
-    if not ctx.readiness.ready():
-        return _count("unavailable", error(503, "not ready: Redis or the database is unavailable"))
-    return _take(ctx, payload, loaded.policy, scope, signing_key is not None)
+    key = request.headers.get("Idempotency-Key")
+    if key is None and signing_key is not None:
+        key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
+    try:
+        return _take(ctx, payload, loaded.policy, scope, key)
+    except Unreachable:  # GitLab would not redeliver after a 5xx: keep the event ourselves
+        return _spool(Spooled(payload, scope.to_json(), key, time.time()))
+
+
+class Unreachable(Exception):
+    """Redis or the database cannot be reached: the event is not taken (nothing remembered)."""
+
+
+def resubmit(ctx: Edge, event: Spooled) -> bool:
+    """A spooled event through the normal path; False while still unreachable."""
+    scope = Scope.from_json(event.scope) or Scope()
+    try:
+        _take(ctx, event.payload, ctx.runtime.policy.current.policy, scope, event.key)
+    except Unreachable:
+        return False
+    return True
+
+
+def _spool(event: Spooled) -> tuple[Response, int]:
+    try:
+        current_spool().keep(event)
+    except (SpoolFull, OSError) as exc:
+        log.error("webhook not taken: Redis or the database is down, and %s", exc)
+        return _count("unavailable", error(503, NOT_TAKEN))
+    log.warning("webhook spooled: Redis or the database is unreachable")
+    return _count("spooled", answer(202, status="queued", spooled=True))
 
 
 def _take(
-    ctx: Edge, payload: dict[str, Any], policy: Policy, scope: Scope, signed: bool
+    ctx: Edge, payload: dict[str, Any], policy: Policy, scope: Scope, key: str | None
 ) -> tuple[Response, int]:
-    """An authentic event in the token's scope: what it leads to, queued once."""
+    """An authentic event in the token's scope: what it leads to, queued once (raises
+    Unreachable when Redis or the database is down)."""
     try:
         event = _parse(payload)
     except BadEvent as exc:
@@ -119,9 +151,8 @@ def _take(
         deploys = deploy_events.from_job(event, policy)
     if isinstance(sightings, str) and not deploys:
         return _ignored(sightings)
-    key = request.headers.get("Idempotency-Key")
-    if key is None and signed:
-        key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
+    if not ctx.readiness.ready():
+        raise Unreachable
     found = sightings if isinstance(sightings, list) else []
     return _route(ctx, found, deploys, key, scope)
 
@@ -209,7 +240,7 @@ def _route(
     except RedisError as exc:
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
         _forget(redis, [*routing.claimed, *([delivery] if delivery else [])], routing.restore)
-        return _count("unavailable", error(503, "queue unavailable, please redeliver"))
+        raise Unreachable from exc
     if routing.queued:
         return _count("queued", answer(202, status="queued", jobs=routing.queued))
     if routing.duplicates:
@@ -271,7 +302,8 @@ def _route_deploy(redis: Redis, queue: Queue, deploy: DeployEvent, routing: Rout
 
 
 def _forget(redis: Redis, keys: list[str], restore: list[tuple[str, str]]) -> None:
-    """A delivery answered 5xx is not remembered, so GitLab's redelivery is processed."""
+    """A delivery not taken is not remembered: its spooled re-submission (or a resend) is
+    processed."""
     try:
         if keys:
             redis.delete(*keys)

@@ -81,8 +81,9 @@ def edge_limits(settings: Settings) -> EdgeLimits:
     )
 
 
-def worker_setup(runtime: Runtime) -> Callable[[], None]:
-    """What each new gunicorn worker does first: its own connections and policy watcher.
+def worker_setup(runtime: Runtime, app: Flask | None = None) -> Callable[[], None]:
+    """What each new gunicorn worker does first: its own connections, policy watcher and
+    (with `app`) the drainer of the webhook spool.
 
     Connections must not be shared across the fork. Gunicorn restarts its workers on
     SIGHUP, and a new worker re-reads the policy at once.
@@ -95,5 +96,9 @@ def worker_setup(runtime: Runtime) -> Callable[[], None]:
         runtime.redis.connection_pool.reset()
         runtime.policy.request_reload()
         start_policy_watch(runtime)
+        if app is not None:
+            from bot.web.spool_drain import start_drainer
+
+            start_drainer(app)
 
     return setup
