@@ -32,10 +32,11 @@ from bot.events import (
     gate_status,
     job_gate_event,
     parse_job,
-    parse_pipeline,
+    usable_pipeline,
 )
 from bot.policy import Gate, LoadedPolicy, Policy
 from bot.policy_secrets import Scope, scope_of
+from bot.web import job_hooks
 from bot.web.security import (
     WEBHOOK_ID,
     WEBHOOK_SIGNATURE,
@@ -142,6 +143,8 @@ def _take(
         return _count("bad_request", error(400, str(exc)))
     if isinstance(event, str):
         return _ignored(event)
+    if isinstance(event, JobEvent) and (event.project is None or event.pipeline is None):
+        return _take_unresolved(ctx, event, policy, scope, key)
     if isinstance(event, PipelineEvent):
         gated = gate_jobs(event, policy)  # once: the gates are sighted, and their deployments
         sightings = _pipeline_sightings(event, gated)
@@ -196,7 +199,7 @@ def _parse(payload: dict[str, Any]) -> PipelineEvent | JobEvent | str:
     """The typed event, or why its kind needs no action."""
     kind = payload["object_kind"]
     if kind == "pipeline":
-        return parse_pipeline(payload)
+        return usable_pipeline(payload)
     if kind == "build":
         return parse_job(payload)
     return f"object_kind '{kind}' needs no action"
@@ -213,9 +216,36 @@ def _pipeline_sightings(
 
 def _job_sightings(policy: Policy, event: JobEvent) -> list[Sighting] | str:
     """A gate job's own status change, or why this job event needs no action."""
-    if policy.gate_for(event.project.path_with_namespace, event.build_name) is None:
-        return f"job {event.build_name} of {event.project.path_with_namespace} is not a gate"
-    return [Sighting(job_gate_event(event), False)]
+    project, pipeline_id = event.project, event.pipeline
+    if project is None or pipeline_id is None:  # older GitLab: _take_unresolved
+        return job_hooks.NO_PIPELINE
+    if policy.gate_for(project.path_with_namespace, event.build_name) is None:
+        return f"job {event.build_name} of {project.path_with_namespace} is not a gate"
+    return [Sighting(job_gate_event(event, project, pipeline_id), False)]
+
+
+def _take_unresolved(
+    ctx: Edge, event: JobEvent, policy: Policy, scope: Scope, key: str | None
+) -> tuple[Response, int]:
+    """A Job Hook without `project` (older GitLab): the worker reads the project first."""
+    claim = job_hooks.unresolved_claim(event, policy)
+    if isinstance(claim, str):
+        return _ignored(claim)
+    if not ctx.readiness.ready():
+        raise Unreachable
+    claim["scope"] = scope.to_json()
+    redis = ctx.runtime.redis
+    delivery = DELIVERY_KEY.format(key) if key else None
+    try:
+        if delivery is not None and not redis.set(delivery, "1", nx=True, ex=DELIVERY_TTL_S):
+            return _count("duplicate", answer(200, status="duplicate"))
+        queued = job_hooks.pass_on(redis, ctx.queue, claim)
+    except RedisError as exc:
+        _forget(redis, [job_hooks.status_key(claim), *([delivery] if delivery else [])], [])
+        raise Unreachable from exc
+    if queued is None:
+        return _count("duplicate", answer(200, status="duplicate"))
+    return _count("queued", answer(202, status="queued", jobs=[queued]))
 
 
 def _route(

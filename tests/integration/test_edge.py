@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from bot.simulators.slack_signing import block_actions_body, slash_command_body
-from tests.integration.harness import Bot, request_id_of
+from tests.integration.harness import FIXTURES, Bot, request_id_of
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -182,3 +182,36 @@ def test_health_readiness_and_metrics(live: Bot) -> None:
 def test_unknown_paths_and_methods_are_json_4xx(live: Bot) -> None:
     assert requests.get(f"{live.url}/nope", timeout=5).status_code == 404
     assert requests.get(f"{live.url}/webhooks/gitlab", timeout=5).status_code == 405
+
+
+def old_job_hook(event: dict, status: str) -> dict:
+    """GitLab's documented Job Hook without `project` (tests/fixtures/gitlab), for the gate
+    job of `event`."""
+    hook = json.loads((FIXTURES / "gitlab" / "job_hook_without_project.json").read_text())
+    gate = next(b for b in event["builds"] if b["name"] == "compliance-gate")
+    hook.update(
+        build_id=gate["id"],
+        build_name=gate["name"],
+        build_status=status,
+        pipeline_id=event["object_attributes"]["id"],
+        project_id=event["project"]["id"],
+        ref=event["object_attributes"]["ref"],
+        sha=event["object_attributes"]["sha"],
+    )
+    hook["commit"].update(
+        id=event["object_attributes"]["id"], sha=event["object_attributes"]["sha"]
+    )
+    return hook
+
+
+def test_a_job_hook_without_project_closes_the_request_once_gitlab_confirms(live: Bot) -> None:
+    # Older GitLab's Job Hook names no project path (issue #14 item 1): the worker reads it.
+    event = fresh_event(live)
+    live.webhook(event)
+    live.posted_request()
+    gate_id = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
+    live.gitlab.job(gate_id)["status"] = "canceled"
+    answer = live.webhook(old_job_hook(event, "canceled"), **{"X-Gitlab-Event": "Job Hook"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "queued"
+    live.message_update("no longer waiting", 15)
