@@ -215,3 +215,15 @@ def test_a_job_hook_without_project_closes_the_request_once_gitlab_confirms(live
     assert answer.status_code == 202, answer.text
     assert answer.json()["status"] == "queued"
     live.message_update("no longer waiting", 15)
+
+
+def test_a_project_path_as_long_as_gitlab_allows_gets_its_request(live: Bot) -> None:
+    # 20 nested levels of 255 characters (issue #14 item 2), under a gate's `fintech/cards-*`.
+    deepest = "fintech/cards-" + "c" * 241 + "".join(f"/{n:02d}" + "g" * 253 for n in range(18))
+    deepest += "/" + "p" * 255
+    assert len(deepest) == 5119
+    event = fresh_event(live, project_id=4242, project_path=deepest)
+    answer = live.webhook(event)
+    assert answer.status_code == 202, answer.text
+    message = live.posted_request("C0CARDS")
+    assert "#" + str(event["object_attributes"]["id"]) in str(message.get("blocks"))

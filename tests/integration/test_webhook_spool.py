@@ -4,6 +4,7 @@ Redis is back, without the event being sent again."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -64,3 +65,19 @@ def test_a_webhook_while_redis_is_down_is_posted_once_redis_is_back(
     again = live.webhook(event, key="spooled-delivery-1")  # the delivery id still dedupes
     assert again.json() == {"status": "duplicate"}
     assert len(live.slack.calls_to("chat.postMessage")) == 1
+
+
+def test_the_spool_survives_a_web_restart_and_is_drained_at_start_up(
+    live: Bot, private_redis: PrivateRedis
+) -> None:
+    event = live.pipeline(pipeline_id=140_002, gate_job_id=1_400_020)
+    private_redis.kill()
+    answer = live.webhook(event, key="spooled-delivery-2")
+    assert answer.json() == {"status": "queued", "spooled": True}
+    assert live.stop("web", signal.SIGKILL) != 0  # the host's process dies with it spooled
+    assert len(spooled_files(live)) == 1
+    private_redis.start()
+    live.start("web", "web", "--port", str(live.port))
+    message = live.posted_request()
+    assert "#140002" in str(message.get("blocks"))
+    wait_until(lambda: spooled_files(live) == [], 10, "the spool to be empty")
