@@ -7,10 +7,13 @@ import json
 import time
 
 import pytest
+import redis
 import requests
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from bot.simulators.slack_signing import block_actions_body, slash_command_body
-from tests.integration.harness import FIXTURES, Bot, request_id_of
+from tests.integration.harness import FIXTURES, Bot, request_id_of, wait_until
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -227,3 +230,18 @@ def test_a_project_path_as_long_as_gitlab_allows_gets_its_request(live: Bot) -> 
     assert answer.status_code == 202, answer.text
     message = live.posted_request("C0CARDS")
     assert "#" + str(event["object_attributes"]["id"]) in str(message.get("blocks"))
+
+
+def test_a_job_hook_without_project_for_a_project_no_gate_covers_changes_nothing(
+    live: Bot,
+) -> None:
+    # The job's name is a gate's, but GitLab says its project is one no gate covers.
+    event = fresh_event(live, project_id=5151, project_path="elsewhere/tools")
+    answer = live.webhook(old_job_hook(event, "success"), **{"X-Gitlab-Event": "Job Hook"})
+    assert answer.status_code == 202, answer.text
+    [job_id] = answer.json()["jobs"]
+    connection = redis.Redis.from_url(live.env["REDIS_URL"])
+    job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, 15, "the worker")
+    assert job.return_value() == "not-a-gate"
+    assert live.slack.calls_to("chat.postMessage") == []
