@@ -4,8 +4,6 @@ unreachable, and how it is handed back (issue #14 item 3)."""
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,11 +135,3 @@ def test_an_unwritable_spool_is_a_503(tmp_path: Path, redis_url: str) -> None:
         answer = hook(app.test_client(), json.loads(FIXTURE.read_text()), "nowhere-1")
     assert answer.status_code == 503
     assert "could not be spooled" in answer.get_json()["error"]
-
-
-def test_spooled_at_is_the_time_of_arrival(tmp_path: Path) -> None:
-    before = time.time()
-    event = Spooled({"object_kind": "x"}, {}, "k", time.time())
-    path = Spool(tmp_path).keep(event)
-    assert Spooled.from_json(path.read_bytes()).spooled_at >= before
-    assert os.path.getsize(path) > 0
