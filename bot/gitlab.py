@@ -53,6 +53,11 @@ class JobNotPlayable(GitLabError):
     """GitLab refused to play the job (400 Unplayable Job: no longer manual)."""
 
 
+class StatusTransitionRefused(GitLabError):
+    """GitLab refused a commit status transition ("Cannot transition status via :enqueue from
+    :pending"): the status already is in that state, or past it."""
+
+
 class GitLabPermissionError(GitLabError):
     """The bot's token may not do this (401/403): an admin must fix the token or protection."""
 
@@ -85,6 +90,9 @@ def _translate(exc: Exception, what: str) -> GitLabError:
         return GitLabTransientError(f"{what}: HTTP {code}")
     if code in (401, 403):
         return GitLabPermissionError(f"{what}: HTTP {code} (check the bot's GitLab token)")
+    message = str(getattr(exc, "error_message", ""))
+    if code == 400 and "Cannot transition status" in message:
+        return StatusTransitionRefused(f"{what}: {message[:200]}")
     if code == 400 and "play" in what:
         return JobNotPlayable(f"{what}: HTTP 400")
     if code == 404:
