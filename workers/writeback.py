@@ -29,6 +29,7 @@ STATES: dict[str, tuple[str, str]] = {
     RequestState.EXPIRED: ("canceled", "Expired without approval"),
     RequestState.SUPERSEDED: ("canceled", "Superseded by a newer pipeline"),
     RequestState.CLOSED: ("canceled", "Closed without approval"),
+    RequestState.PLAY_FAILED: ("failed", "Approved, but GitLab refused to play the gate"),
 }
 BYPASSED = ("failed", "Gate played without a sign-off (bypass)")
 # The state last posted for a request: GitLab answers 400 to pending or running again, so a

@@ -29,6 +29,8 @@ HELP = (
     "• `/approvals policy [project]` — who may approve each gate, or only the gates of a "
     "project (admins)\n"
     "• `/approvals failed` / `/approvals retry <job>` — jobs the bot gave up on (admins)\n"
+    "• `/approvals retry <request or pipeline id>` — play again a gate GitLab refused to "
+    "play, once GitLab allows it (admins)\n"
     "• `/approvals help` — this text"
 )
 NOT_ALLOWED = "Only policy admins and approvers may list pending approvals."
