@@ -22,7 +22,9 @@ from bot.simulators.slack import FakeSlack
 from bot.simulators.slack_signing import signed_headers, slash_command_body
 from bot.simulators.slack_workspace import dm_channel_for
 from bot.store import requests as store
+from bot.store.db import Database
 from bot.store.models import LedgerEntry, RequestState, utcnow
+from bot.store.play_failures import fail_play, find_failed_play, reopen_for_retry
 from bot.web.commands import HELP, answer
 from tests.unit.edge_support import edge_app
 from workers import context, jobs
@@ -169,3 +171,33 @@ def test_an_admin_retries_the_play_once_gitlab_allows_it(world: World) -> None:
 
 def test_retry_is_named_in_help() -> None:
     assert "/approvals retry <request or pipeline id>" in HELP
+
+
+def test_a_refused_play_is_found_by_request_or_pipeline_id(db: Database) -> None:
+    now = utcnow()
+    fields = {
+        "project_id": PROJECT,
+        "project_path": "fintech/payments-api",
+        "pipeline_id": PIPELINE,
+        "job_id": JOB,
+        "job_name": "compliance-gate",
+        "channel": "C0DEPLOYS",
+        "policy_version": "v" * 64,
+        "state": RequestState.PLAYING,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + timedelta(hours=24),
+    }
+    request, _ = store.create(db, fields)
+    assert find_failed_play(db, request.id) is None  # still playing
+    assert fail_play(db, request.id, "refused") is not None
+    assert fail_play(db, request.id, "refused again") is None  # told once
+    for name in (request.id, str(PIPELINE)):
+        found = find_failed_play(db, name)
+        assert found is not None
+        assert found.id == request.id
+    assert find_failed_play(db, "5002") is None
+    assert find_failed_play(db, "9" * 40) is None  # longer than any pipeline id
+    assert reopen_for_retry(db, request.id) is not None
+    assert store.get(db, request.id).state == RequestState.APPROVED
+    assert reopen_for_retry(db, request.id) is None
