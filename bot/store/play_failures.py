@@ -50,3 +50,15 @@ def find_failed_play(db: Database, request_or_pipeline: str) -> ApprovalRequest 
         else:
             query = query.where(ApprovalRequest.id == request_or_pipeline)
         return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+def failed_plays(db: Database, limit: int) -> list[ApprovalRequest]:
+    """Requests whose play GitLab refused, newest first."""
+    with db.sessions() as session:
+        query = (
+            select(ApprovalRequest)
+            .where(ApprovalRequest.state == RequestState.PLAY_FAILED)
+            .order_by(ApprovalRequest.updated_at.desc())
+            .limit(limit)
+        )
+        return list(session.execute(query).scalars())

@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry
 
 from bot.outside_text import slack_code, slack_mrkdwn
 from bot.runtime import Runtime
-from bot.store.play_failures import find_failed_play, reopen_for_retry
+from bot.store.play_failures import failed_plays, find_failed_play, reopen_for_retry
 from workers.queue import RETRY_PLAY, enqueue, make_queue
 
 ONLY_ADMINS = "Only policy admins may see or retry failed jobs."
@@ -26,18 +26,23 @@ PLAY_RETRIED = (
     "Playing the gate of {project} pipeline #{pipeline} again (request {request}); "
     "its message will say how it went."
 )
+REFUSED_PLAYS = (
+    "*Gates GitLab refused to play* (retry one with `/approvals retry <request or pipeline "
+    "id>` once GitLab allows it):"
+)
 SHOWN = 15
 
 
 def failed(rt: Runtime, user_id: str) -> str:
     if not rt.policy.current.policy.is_admin(user_id):
         return ONLY_ADMINS
+    plays = refused_plays(rt)
     queue = make_queue(rt.redis)
     registry = FailedJobRegistry(queue=queue)
     ids = registry.get_job_ids()
     if not ids:
-        return NONE_FAILED
-    lines = [f"*{len(ids)} failed job(s)* (retry one with `/approvals retry <id>`):"]
+        return "\n".join(plays) if plays else NONE_FAILED
+    lines = [*plays, f"*{len(ids)} failed job(s)* (retry one with `/approvals retry <id>`):"]
     for job in Job.fetch_many(ids[:SHOWN], connection=rt.redis, serializer=queue.serializer):
         if job is None:
             continue
@@ -50,6 +55,19 @@ def failed(rt: Runtime, user_id: str) -> str:
     if len(ids) > SHOWN:
         lines.append(f"…and {len(ids) - SHOWN} more")
     return "\n".join(lines)
+
+
+def refused_plays(rt: Runtime) -> list[str]:
+    """Gates GitLab refused to play, newest first (none: an empty list)."""
+    rows = failed_plays(rt.db, SHOWN)
+    if not rows:
+        return []
+    lines = [REFUSED_PLAYS]
+    for row in rows:
+        lines.append(
+            f"• {slack_code(row.id)} {slack_mrkdwn(row.project_path)} pipeline #{row.pipeline_id}"
+        )
+    return lines
 
 
 def retry(rt: Runtime, user_id: str, job_id: str | None) -> str:

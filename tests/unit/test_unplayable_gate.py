@@ -156,6 +156,9 @@ def test_an_admin_retries_the_play_once_gitlab_allows_it(world: World) -> None:
     refused_play(world)
     world.gitlab.clear_faults()
 
+    listing = answer(world.runtime, ADMIN, "failed")
+    assert "refused to play" in listing
+    assert world.request_id in listing
     assert "Only policy admins" in answer(world.runtime, "U0RM00001", f"retry {PIPELINE}")
     assert world.state() == RequestState.PLAY_FAILED
     text, elapsed = world.command(ADMIN, f"retry {PIPELINE}")
@@ -167,6 +170,7 @@ def test_an_admin_retries_the_play_once_gitlab_allows_it(world: World) -> None:
     assert world.state() == RequestState.PLAYED
     assert world.ledger_kinds().count("signoff") == 1
     assert "No failed job or refused play" in answer(world.runtime, ADMIN, f"retry {PIPELINE}")
+    assert "No failed jobs" in answer(world.runtime, ADMIN, "failed")
 
 
 def test_retry_is_named_in_help() -> None:
