@@ -9,7 +9,7 @@ All suites use Redis DB 9 only and must not run at the same time as each other. 
 (verify with the signing key and export on 100k and 1M generated, signed entries, on SQLite
 and PostgreSQL; about 5 minutes; `--databases sqlite` for SQLite only) is run by name,
 as is `slack_ack` (Reject clicks answered while Slack is slow or rate-limiting, issue #14
-item 6; about 4 minutes).
+item 6; about 2 minutes).
 """
 
 from __future__ import annotations
