@@ -37,6 +37,7 @@ FINAL_HEADLINES: Mapping[str, str] = {
     RequestState.EXPIRED: ":hourglass: *Expired* — this request can no longer be approved.",
     RequestState.SUPERSEDED: ":fast_forward: *Superseded* — a newer pipeline needs approval.",
     RequestState.CLOSED: ":heavy_minus_sign: *Closed* — nothing was played.",
+    RequestState.PLAY_FAILED: ":x: *Play failed* — GitLab refused to play the gate job.",
 }
 
 

@@ -13,7 +13,14 @@ from bot.events import FINISHED_PIPELINE, GateEvent
 from bot.evidence import gate_for_request
 from bot.evidence_gather import Target, gather
 from bot.gate_facts import disagreements
-from bot.gitlab import GitLabError, GitLabTransientError, JobChanged, play_once, with_retries
+from bot.gitlab import (
+    GitLabError,
+    GitLabTransientError,
+    JobChanged,
+    JobUnplayable,
+    play_once,
+    with_retries,
+)
 from bot.gitlab_reads import GitLabReads
 from bot.outside_text import (
     gitlab_markdown,
@@ -27,7 +34,7 @@ from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import confirm, quorum, writeback
+from workers import confirm, play_failures, quorum, writeback
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -319,6 +326,8 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         raise  # RQ retries the job; the next run asks GitLab again before playing
     except JobChanged as exc:
         return confirm.job_changed(rt, before, exc)
+    except JobUnplayable as exc:
+        return play_failures.play_refused(rt, before, exc)
     except GitLabError as exc:
         reason = slack_format(PLAY_REFUSED, error=exc)
         closed = store.close(rt.db, request_id, RequestState.CLOSED, reason)

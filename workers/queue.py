@@ -26,6 +26,8 @@ ROLLBACK = "workers.rollback.rollback"
 SWEEP = "workers.maintenance.sweep"
 RECONCILE = "workers.maintenance.reconcile_gates"
 WRITEBACK = "workers.writeback.update"
+WRITEBACK_NOTE = "workers.writeback.note"
+RETRY_PLAY = "workers.play_failures.retry_play"
 # The id of the HTTP request (or job) that led to a job, in the job's meta: the worker binds
 # it to the job's log lines, so one id follows a webhook or a click through web and worker.
 REQUEST_ID_META = "request_id"
