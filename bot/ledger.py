@@ -311,6 +311,20 @@ def export_csv(session: Session, out: IO[str], only: ExportFilter | None = None)
         row = dict(record)
         row["approvers"] = ";".join(f"{a['slack_user_id']}:{a['role']}" for a in approvers)
         row["risk_flags"] = ";".join(record.get("risk_flags") or [])
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
         count += 1
     return count
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that opens as text: reasons and branch names come from people, so one
+    starting like a formula gets a leading `'` (OWASP's CSV injection advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -11,8 +11,10 @@ auditor's own tooling can produce and check them too.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import json
 import os
 import subprocess
@@ -443,3 +445,43 @@ def test_the_worker_anchors_the_chain_and_refuses_to_sign_on_a_forged_head(
         assert (verdict.returncode, verdict.stdout.strip()) == (1, "record 1: missing signature")
     finally:
         db.dispose()
+
+
+def test_a_deleted_middle_record_fails_naming_the_gap(db: Database, signing_key: str) -> None:
+    write_records(db, 5)
+    drop_triggers(db)
+    sql(db, "DELETE FROM ledger_entries WHERE sequence = 3")
+    recreate_triggers(db)
+    code, out = verify(db)
+    assert code == 1
+    assert out.startswith("record 3") or out.startswith("record 4"), out
+
+
+def test_a_reordered_chain_fails(db: Database, signing_key: str) -> None:
+    write_records(db, 4)
+    drop_triggers(db)
+    sql(db, "UPDATE ledger_entries SET sequence = 100 WHERE sequence = 2")
+    sql(db, "UPDATE ledger_entries SET sequence = 2 WHERE sequence = 3")
+    sql(db, "UPDATE ledger_entries SET sequence = 3 WHERE sequence = 100")
+    recreate_triggers(db)
+    code, out = verify(db)
+    assert code == 1
+    assert out.startswith("record 2"), out
+
+
+FORMULAS = ['=HYPERLINK("https://evil.example","ok")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_csv_export_cells_cannot_run_as_spreadsheet_formulas(db: Database) -> None:
+    """A reject reason (typed by anyone who may reject) or a branch name (any pusher) that
+    starts with =, +, -, @ or a tab opens as a formula in Excel or Sheets: each is quoted."""
+    for value in FORMULAS:
+        request, _ = store.create(db, request_fields(job_id=next_job_id(), ref=value))
+        store.reject(db, request.id, "U0CO00001", value, "v1")
+    result = cli(db, "ledger", "export", "--format", "csv", key=None)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["reason"] for row in rows] == [f"'{value}" for value in FORMULAS]
+    assert [row["ref"] for row in rows] == [f"'{value}" for value in FORMULAS]
+    assert all(row["sequence"].isdigit() for row in rows)
