@@ -485,3 +485,43 @@ def test_csv_export_cells_cannot_run_as_spreadsheet_formulas(db: Database) -> No
     assert [row["reason"] for row in rows] == [f"'{value}" for value in FORMULAS]
     assert [row["ref"] for row in rows] == [f"'{value}" for value in FORMULAS]
     assert all(row["sequence"].isdigit() for row in rows)
+
+
+NON_ASCII_SIGNATURE = "é" * 64
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_checkpoint_signature_that_is_not_hex_is_reported_not_a_traceback(
+    db: Database, signing_key: str, tmp_path: Path
+) -> None:
+    write_records(db, 2)
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    line = json.loads(checkpoint_line(2, hash_at(db, 2)))
+    checkpoints.write_text(json.dumps({**line, "signature": NON_ASCII_SIGNATURE}) + "\n")
+    result = cli(db, "ledger", "verify", "--checkpoints", str(checkpoints))
+    assert (result.returncode, result.stderr) == (1, ""), result.stderr
+    assert result.stdout.startswith("checkpoint 2: signature does not verify"), result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_record_signature_that_is_not_hex_is_reported_not_a_traceback(
+    db: Database, signing_key: str
+) -> None:
+    write_records(db, 3)
+    drop_triggers(db)
+    sql(db, "UPDATE ledger_entries SET signature = :s WHERE sequence = 2", s=NON_ASCII_SIGNATURE)
+    recreate_triggers(db)
+    result = cli(db, "ledger", "verify")
+    assert (result.returncode, result.stderr) == (1, ""), result.stderr
+    assert result.stdout.startswith("record 2: "), result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_head_signature_that_is_not_hex_is_reported_not_a_traceback(
+    db: Database, signing_key: str
+) -> None:
+    write_records(db, 3)
+    sql(db, "UPDATE ledger_head SET signature = :s", s=NON_ASCII_SIGNATURE)
+    result = cli(db, "ledger", "verify")
+    assert (result.returncode, result.stderr) == (1, ""), result.stderr
+    assert "head" in result.stdout, result.stdout
