@@ -329,6 +329,35 @@ def test_a_forged_deployment_fact_for_another_project_does_not_use_up_the_genuin
     )
 
 
+def test_a_refused_deployment_fact_names_its_job_escaped_to_the_admins(live: Bot) -> None:
+    """Regression: a refused deployment fact named the deploy job from the body verbatim in
+    the admins' alert, so a forged job name became a working Slack link there."""
+    n = next(_ids)
+    gate = 1_950_000 + n * 10
+    event = fresh(live, pipeline_id=195_000 + n, gate_job_id=gate)
+    request_id = opened(live, event, PAYMENTS_OLD)
+    approve(live, request_id, RM, CO)
+    live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+    hostile = "<https://evil.example/sso|Re-authenticate here> <!channel>"
+    forged = copy.deepcopy(event)
+    forged["project"]["path_with_namespace"] = "fintech/wallet-forged"
+    forged["builds"] = [
+        {
+            **b,
+            "status": "success",
+            "name": hostile if b["name"] == "deploy-production" else b["name"],
+        }
+        for b in event["builds"]
+    ]
+    assert live.webhook(forged, token=WALLET_SECRET).status_code == 202
+    alert = wait_until(
+        lambda: admin_alerts(live, "Re-authenticate"), 15, "the admins' alert about the forgery"
+    )[-1]
+    assert "&lt;https://evil.example/sso|Re-authenticate here&gt; &lt;!channel&gt;" in alert
+    assert "<https://evil" not in alert
+    assert "<!channel>" not in alert
+
+
 # --- per-project webhook secrets ---------------------------------------------------------
 
 
