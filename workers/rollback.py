@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import approvals
+from bot import approvals, ledger
 from bot.approvals import Denied
 from bot.deploy_events import DeployEvent, deploy_key
 from bot.evidence import gate_for_request
@@ -139,6 +139,8 @@ def rollback(click: dict[str, Any]) -> str:
 
 def finish_rollback(rt: Runtime, request_id: str) -> str:
     """Play the pipeline's rollback job exactly once, then record it."""
+    with rt.db.sessions() as session:  # no rollback whose ledger record would be refused
+        ledger.require_verified_head(session, f"roll back {request_id}")
     before = store.get(rt.db, request_id)
     gate = gate_for_request(rt.policy.current.policy, before)
     name = gate.rollback.job if gate is not None else DEFAULT_JOB

@@ -31,6 +31,7 @@ from bot.store import requests as store
 from bot.store.db import Database
 from tests.integration.conftest import running_bot
 from tests.integration.harness import Bot, executable, request_id_of, wait_until
+from tests.integration.wallet import approve_all, deployed_event, thread_replies, wallet_pipeline
 from tests.unit.test_store import request_fields
 
 pytestmark = pytest.mark.integration
@@ -435,10 +436,12 @@ def test_the_worker_anchors_the_chain_and_refuses_to_sign_on_a_forged_head(
         reject_a_request(bot, 70_004)
         for approver in ("U0RM00001", "U0CO00001"):
             assert bot.click(approver, "approve", approved).status_code == 200
-        wait_until(lambda: admin_messages(bot, "chain head"), 15, "the admins told")
+        # (Not just "chain head": the truncation's alert says "the chain head is at record 1".)
+        forged_head = "The ledger's chain head"
+        wait_until(lambda: admin_messages(bot, forged_head), 15, "the admins told")
         for refusal in ("refusing to append", "refusing to play"):
             wait_until(lambda: refusal in bot.log("worker"), 15, refusal)  # noqa: B023
-        assert len(admin_messages(bot, "chain head")) == 1
+        assert len(admin_messages(bot, forged_head)) == 1
         assert bot.gitlab.calls_to("POST", r"/jobs/70003/play") == []
         assert sql(db, "SELECT sequence FROM ledger_entries") == [{"sequence": 1}]
         verdict = bot.run("ledger", "verify", check=False)
@@ -525,3 +528,27 @@ def test_a_head_signature_that_is_not_hex_is_reported_not_a_traceback(
     result = cli(db, "ledger", "verify")
     assert (result.returncode, result.stderr) == (1, ""), result.stderr
     assert "head" in result.stdout, result.stdout
+
+
+def test_no_rollback_is_played_on_a_forged_head(anchored: Bot) -> None:
+    """Regression: the gate refused to play on a forged head, the rollback did not: it played
+    the rollback job, then could not write its ledger record (a production change with no
+    evidence, retried forever)."""
+    bot = anchored
+    db = Database(bot.env["DATABASE_URL"])
+    try:
+        event, message, rollback_job = wallet_pipeline(bot, 901, None)
+        request_id = request_id_of(message)
+        approve_all(bot, request_id, "U0RM00001")
+        gate = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
+        bot.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+        assert bot.webhook(deployed_event(bot, event, "failed")).status_code == 202
+        wait_until(lambda: thread_replies(bot, "Smoke test"), 15, "the smoke-test alert")
+        wait_until(lambda: head_row(db)["sequence"] >= 1, 15, "the sign-off")
+
+        rewrite_chain(db, sequence=1)  # the head no longer verifies with the key
+        assert bot.click("U0RM00001", "rollback", request_id).status_code == 200
+        wait_until(lambda: f"refusing to roll back {request_id}" in bot.log("worker"), 15, "it")
+        assert bot.gitlab.calls_to("POST", rf"/jobs/{rollback_job}/play") == []
+    finally:
+        db.dispose()
