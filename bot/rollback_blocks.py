@@ -28,6 +28,10 @@ ALERT = (
     "of pipeline #{pipeline}. Roll back now?"
 )
 WHO = "Who may roll back: {who}"
+NOBODY = (
+    "Who may roll back: nobody in the rollback roles can press it for this deployment "
+    "(`approval-bot policy explain --rollback` tells why); roll back in GitLab."
+)
 VOTES = "Roll back approved so far by {voters}; still needed: {missing}."
 ROLLING_BACK = ":gear: Rolling back: playing {job}…"
 ROLLED_BACK = (
@@ -36,6 +40,11 @@ ROLLED_BACK = (
 ROLLBACK_FAILED = (
     ":warning: Roll back failed: no {job} job is waiting in pipeline #{pipeline}; "
     "nothing was played. Roll back in GitLab."
+)
+WITHDRAWN = (
+    ":no_entry_sign: Roll back withdrawn: production has moved on ({newer} was deployed "
+    "after this one), so rolling this one back would undo the wrong release. Roll back from "
+    "that pipeline's thread."
 )
 CONFIRM_TITLE = "Roll back this deployment?"
 CONFIRM_TEXT = "This plays the rollback job now; your name is recorded in the ledger."
@@ -74,8 +83,9 @@ def rollback_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     """One rollback reply for the request's current rollback state.
 
-    `facts` holds `job`, `smoke` (job names), `who` (mentions of who may roll back) and
-    `record` (the ledger record, once played).
+    `facts` holds `job`, `smoke` (job names), `who` (mentions of who may roll back),
+    `newer` (the pipeline deployed after this one, if any) and `record` (the ledger record,
+    once played).
     """
     names = {
         "environment": slack_mrkdwn(request.environment) or "production",
@@ -90,8 +100,9 @@ def rollback_message(
     if state == RollbackState.OFFERED:
         if voters:
             blocks.append(_context(VOTES.format(voters=shown, missing=describe_missing(missing))))
-        if facts.get("who"):
-            blocks.append(_context(WHO.format(who=facts["who"])))
+        if "who" in facts:
+            who = facts["who"]
+            blocks.append(_context(WHO.format(who=who) if who else NOBODY))
         blocks.append(_button(request.id))
     elif state in (RollbackState.APPROVED, RollbackState.PLAYING):
         blocks.append(_context(ROLLING_BACK.format(**names)))
@@ -103,5 +114,8 @@ def rollback_message(
         blocks.append(_context(text))
     elif state == RollbackState.FAILED:
         blocks.append(_context(ROLLBACK_FAILED.format(**names)))
+    elif state == RollbackState.SUPERSEDED:
+        newer = f"pipeline #{facts['newer']}" if facts.get("newer") else "a newer pipeline"
+        blocks.append(_context(WITHDRAWN.format(newer=newer)))
     # The same text as the headline, whose outside parts are already escaped.
     return headline.replace("*", ""), blocks

@@ -34,7 +34,7 @@ from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import confirm, play_failures, quorum, writeback
+from workers import confirm, play_failures, quorum, rollback_replies, writeback
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -361,6 +361,7 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         entry.sequence if entry else None,
     )
     announce(rt, played, gate, note=signoff_note(played, approvers, entry))
+    rollback_replies.withdraw_older(rt, played)  # production moves on from older deployments
     return "played"
 
 

@@ -11,7 +11,7 @@ from bot.store.db import Database
 from bot.store.models import ApprovalRequest, RequestState, utcnow
 from bot.store.plays import GATE_PLAY, Play
 from bot.store.requests import PLAY_LEASE
-from bot.store.rollbacks import ROLLBACK_PLAY
+from bot.store.rollbacks import ROLLBACK_PLAY, RollbackState
 
 # An approved request not claimed within this long lost its worker (a claim takes ms).
 APPROVED_GRACE = timedelta(seconds=20)
@@ -76,6 +76,25 @@ def newer_deployment(db: Database, request: ApprovalRequest) -> ApprovalRequest 
         ApprovalRequest.id != request.id,
     )
     return max(found, key=lambda r: r.played_at or played_at, default=None)
+
+
+def offered_before(db: Database, newer: ApprovalRequest) -> list[ApprovalRequest]:
+    """Rollbacks still offered for gates of the same project and environment played before
+    `newer`: production has moved on from them."""
+    played_at = newer.played_at
+    if played_at is None:
+        return []
+    return _requests(
+        db,
+        ApprovalRequest.project_id == newer.project_id,
+        ApprovalRequest.environment == newer.environment
+        if newer.environment is not None
+        else ApprovalRequest.environment.is_(None),
+        ApprovalRequest.state == RequestState.PLAYED,
+        ApprovalRequest.rollback_state == RollbackState.OFFERED,
+        ApprovalRequest.played_at < played_at,
+        ApprovalRequest.id != newer.id,
+    )
 
 
 def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
