@@ -3,7 +3,7 @@
 `chat.postMessage` answers some errors that no retry can fix (`invalid_blocks`,
 `msg_too_long`, …): re-posting the same blocks every sweep would leave the request
 invisible forever. Instead the request goes out in a short form that Slack accepts: one
-line naming the project, ref and pipeline (linked), with the Approve and Reject buttons
+line naming the project, ref, commit and pipeline (linked), with the Approve and Reject buttons
 while it is pending; and as plain text if even that is refused. The admins are told once.
 A message the bot's own check (bot.blockkit_limits) finds over Slack's limits goes out in
 the short form at once.
@@ -47,7 +47,8 @@ REFUSED_MESSAGE_ERRORS = frozenset(
 )
 CHECKED_BEFORE_POSTING = "over_block_kit_limits"
 SHORT_PENDING = (
-    ":lock: *Deployment approval needed* for {project} ({ref}), pipeline {pipeline}. "
+    ":lock: *Deployment approval needed* for {project} ({ref}, commit {sha}), "
+    "pipeline {pipeline}. "
     "Slack could not show the full request; its details are in GitLab and in "
     "`/approvals pending`."
 )
@@ -65,6 +66,7 @@ def short_text(request: ApprovalRequest) -> str:
     names = {
         "project": f"*{slack_mrkdwn(request.project_path)}*",
         "ref": slack_code(request.ref),
+        "sha": slack_code((request.sha or "")[:8]),
         "pipeline": slack_link(request.pipeline_url, f"#{request.pipeline_id}"),
     }
     if request.state == RequestState.PENDING:

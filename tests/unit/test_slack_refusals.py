@@ -77,10 +77,9 @@ def test_refused_blocks_post_the_short_form_with_buttons_and_tell_admins_once(
     [posted] = channel_posts(slack)
     assert "fintech/payments-api" in posted["text"]
     short, actions = posted["blocks"]
-    assert (
-        "<https://gitlab.example.com/fintech/payments-api/-/pipelines/5001|#5001>"
-        in (short["text"]["text"])
-    )
+    line = short["text"]["text"]
+    assert "<https://gitlab.example.com/fintech/payments-api/-/pipelines/5001|#5001>" in line
+    assert "*fintech/payments-api* (`main`, commit `3f5c0a9d`)" in line
     assert {e["action_id"]: e["value"] for e in actions["elements"]} == {
         "approve": request.id,
         "reject": request.id,
