@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.approvals import describe_missing
+from bot.blockkit_fit import clip_mrkdwn
+from bot.blockkit_limits import SECTION_TEXT_LIMIT
 from bot.blocks import ROLLBACK_ACTION, button
 from bot.outside_text import mrkdwn_object, slack_code, slack_mrkdwn, slack_user
 from bot.store.models import ApprovalRequest
@@ -71,7 +73,8 @@ def _button(request_id: str) -> dict[str, Any]:
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [mrkdwn_object(text)]}
+    # Whole mentions only: a long list of who may roll back is cut between two of them.
+    return {"type": "context", "elements": [mrkdwn_object(clip_mrkdwn(text, SECTION_TEXT_LIMIT))]}
 
 
 def rollback_message(
@@ -94,7 +97,9 @@ def rollback_message(
         "smoke": slack_code(facts.get("smoke", "post-deploy")),
     }
     headline = (ALERT if kind == "alert" else OFFER).format(**names)
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": mrkdwn_object(headline)}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": mrkdwn_object(clip_mrkdwn(headline, SECTION_TEXT_LIMIT))}
+    ]
     shown = " ".join(slack_user(v) for v in voters)
     state = request.rollback_state
     if state == RollbackState.OFFERED:

@@ -139,9 +139,13 @@ class SlackClient:
             raise SlackUnavailable(method, type(exc).__name__) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
+    def post_message(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
+        """A message; without blocks a text-only one (Slack refuses `blocks: []`)."""
+        with_blocks = {"blocks": blocks} if blocks else {}
         data = self._call(
-            "chat.postMessage", channel=channel, text=text, blocks=blocks, parse=NO_PARSING
+            "chat.postMessage", channel=channel, text=text, parse=NO_PARSING, **with_blocks
         )
         return str(data["ts"])
 

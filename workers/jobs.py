@@ -34,7 +34,7 @@ from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import confirm, play_failures, quorum, rollback_replies, writeback
+from workers import confirm, play_failures, post_fallback, quorum, rollback_replies, writeback
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -198,7 +198,7 @@ def post_request(rt: Runtime, request: ApprovalRequest) -> None:
     gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)
     try:
-        ts = rt.slack.post_message(request.channel, text, blocks)
+        ts = post_fallback.post_request_message(rt, request, text, blocks)
     except SlackError as exc:
         if exc.error in PERMANENT_SLACK_ERRORS:
             why = slack_format(POST_FAILED, channel=request.channel, error=exc.error)

@@ -23,6 +23,7 @@ from bot.slack import SlackError, SlackUser
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
+from workers.post_fallback import update_request_message
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -157,7 +158,7 @@ def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) ->
         gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)
     try:
-        rt.slack.update_message(request.channel, request.message_ts, text, blocks)
+        update_request_message(rt, request, text, blocks)
     except SlackError as exc:
         log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
 
