@@ -16,6 +16,7 @@ from rq.serializers import JSONSerializer
 from bot.logs import bind_request_id, clear_request_id, register_secrets
 from bot.policy_audit import start_policy_watch
 from bot.runtime import Runtime
+from workers import pacing
 from workers.context import set_runtime
 from workers.maintenance import Ticker
 from workers.queue import REQUEST_ID_META, make_queue
@@ -121,8 +122,10 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
     watcher = start_policy_watch(runtime)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
     ticker = Ticker(runtime, queue, every=runtime.settings.SWEEP_INTERVAL_SECONDS)
+    mover = pacing.Mover(runtime, queue)
     if not burst:
         ticker.start()
+        mover.start()
     try:
         while True:
             worker = new_worker(runtime, queue)
@@ -143,6 +146,7 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
             if not wait_for_redis(runtime):
                 return 0
     finally:
+        mover.stop()
         ticker.stop()
         watcher.stop()
 
