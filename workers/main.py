@@ -8,6 +8,7 @@ import signal
 import time
 from typing import Any
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -15,7 +16,7 @@ from rq.serializers import JSONSerializer
 
 from bot.logs import bind_request_id, clear_request_id, register_secrets
 from bot.policy_audit import start_policy_watch
-from bot.runtime import Runtime
+from bot.runtime import REDIS_HEALTH_CHECK_S, REDIS_TIMEOUT_S, Runtime
 from workers import pacing
 from workers.context import set_runtime
 from workers.maintenance import Ticker
@@ -142,6 +143,7 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
             # reconciliation and the sweep.
             with contextlib.suppress(Exception):
                 worker.stop_scheduler()  # type: ignore[no-untyped-call]
+            worker.connection.close()  # the next RQ worker gets a connection of its own
             log.error("lost Redis (%s); waiting for it to come back", reason)
             if not wait_for_redis(runtime):
                 return 0
@@ -151,10 +153,24 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
         watcher.stop()
 
 
+def blocking_connection(runtime: Runtime) -> Redis:
+    """RQ's own Redis client. RQ waits for a job with a blocking pop of up to its dequeue
+    timeout (worker TTL - 15 = 405 s) and raises the pool's socket timeout above that, but
+    only for connections made afterwards: on the runtime's client, whose connections time
+    out after 2 s, the idle worker logged "Timeout reading from socket" every few seconds
+    (and the jobs' later connections lost their short timeout). A pool of its own keeps
+    both right: no socket timeout here (RQ sets it above the blocking pop), 2 s for jobs."""
+    return Redis.from_url(
+        runtime.settings.REDIS_URL,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        health_check_interval=REDIS_HEALTH_CHECK_S,
+    )
+
+
 def new_worker(runtime: Runtime, queue: Queue) -> Worker:
     return Worker(
         [queue],
-        connection=runtime.redis,
+        connection=blocking_connection(runtime),
         serializer=JSONSerializer,
         queue_class=RequestQueue,
         log_job_description=False,

@@ -1,11 +1,15 @@
-"""The worker under Slack's rate limit (issue #15 item 1): a channel answering 429 does not
-hold up another channel's posts, and every request is still posted exactly once."""
+"""The worker under Slack's rate limit and at rest (issue #15 items 1 and 5): a channel
+answering 429 does not hold up another channel's posts, every request is still posted
+exactly once, and an idle worker logs nothing at WARNING or above."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from bot.simulators.slack import Call
 from tests.integration.conftest import running_bot
@@ -14,11 +18,15 @@ from tests.integration.harness import Bot, request_id_of, wait_until
 pytestmark = pytest.mark.integration
 
 LIMITED, FREE = "C0DEPLOYS", "C0CARDS"
+# RQ's blocking dequeue used to be cut by the 2 s socket timeout every few seconds.
+IDLE_WINDOW_S = 8.0
 
 
 @pytest.fixture(scope="module")
 def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    with running_bot(request, tmp_path_factory, "sqlite") as running:
+    # No sweep in the idle window: the worker waits on its blocking dequeue the whole time.
+    env = {"SWEEP_INTERVAL_SECONDS": "60"}
+    with running_bot(request, tmp_path_factory, "sqlite", env) as running:
         yield running
 
 
@@ -82,3 +90,23 @@ def test_a_rate_limited_channel_does_not_delay_another(live: Bot) -> None:
     ids = [request_id_of(c.params) for c in limited]
     assert len(ids) == len(set(ids)) == 4
     assert len({request_id_of(c.params) for c in free}) == 2
+
+
+def test_an_idle_worker_logs_nothing_above_info(live: Bot) -> None:
+    client = redis.Redis.from_url(live.env["REDIS_URL"])
+    wait_until(lambda: client.smembers("rq:workers"), 15, "the worker to register")
+    time.sleep(IDLE_WINDOW_S)  # idle, past several of the old 2 s timeout windows
+    # The worker is still taking jobs: a request sent now is posted.
+    send(live, 9, 409, "fintech/cards-9")
+    wait_until(lambda: accepted_posts(live, FREE), 15, "the post after the idle window")
+    noisy = [line for line in live.log("worker").splitlines() if is_warning_or_worse(line)]
+    assert not noisy, "\n".join(noisy[-5:])
+
+
+def is_warning_or_worse(line: str) -> bool:
+    """A worker log line at WARNING or above (or not a structured line: a traceback)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return bool(line.strip())
+    return str(record.get("level", "")).lower() in {"warning", "error", "critical", "exception"}
