@@ -191,7 +191,7 @@ def post_request(rt: Runtime, request: ApprovalRequest, slotted: bool = False) -
     cools down after a 429 the post waits for a slot (workers.pacing), which posts it;
     `slotted`: this is that slot."""
     target = pacing.post_target(request.channel)
-    if not slotted and pacing.defer_if_cooling(rt, pacing.POST, request, target):
+    if pacing.defer_if_cooling(rt, pacing.POST, request, target, slotted):
         return
     gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)

@@ -10,7 +10,8 @@ channel, so instead:
   workers never hand out the same slot);
 - the message waits in a Redis sorted set scored by its slot; a `Mover` thread in every
   worker queues it (at the front of the queue) when its slot comes, and the worker meanwhile
-  runs the other channels' jobs;
+  runs the other channels' jobs; a slot's job that ran late (behind a long job) still keeps
+  `SPACING_S` after the one before it, so a late slot and a punctual one do not collide;
 - a waiting message is one member per request and kind (`post:<id>`, `refresh:<id>`), so a
   request is never waiting twice, and the job that posts it posts only a pending request that
   has no message yet: a deferred post never posts twice.
@@ -44,6 +45,7 @@ SPACING_S = 1.05
 MOVE_EVERY_S = 0.05
 MOVE_BATCH = 100
 PACE_KEY = "approval-bot:slack-pace:{target}"
+LAST_KEY = "approval-bot:slack-last:{target}"
 DEFERRED_KEY = "approval-bot:slack-deferred"
 RATE_LIMITED = "ratelimited"
 POST = "post"
@@ -64,6 +66,16 @@ local after = start + tonumber(ARGV[3])
 redis.call('SET', KEYS[1], string.format('%.6f', after), 'PX',
            math.ceil((after - now) * 1000) + 60000)
 return string.format('%.6f', start)
+"""
+# KEYS[1]: when the target's last slotted call went out. ARGV: now, spacing. A slot's job
+# can run late (behind a long job) and the next one on time: it then waits until `spacing`
+# after the last (returned, as a string), else the call goes out now (nil).
+_GAP = """
+local now = tonumber(ARGV[1])
+local due = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[2])
+if now < due then return string.format('%.6f', due) end
+redis.call('SET', KEYS[1], string.format('%.6f', now), 'PX', 60000)
+return false
 """
 # The members due by ARGV[1] (at most ARGV[2]), removed: exactly one mover gets each.
 _POP_DUE = """
@@ -109,14 +121,32 @@ def _member(task: str, request: ApprovalRequest) -> str:
 
 def _wait(rt: Runtime, task: str, request: ApprovalRequest, slot: float) -> None:
     rt.redis.zadd(DEFERRED_KEY, {_member(task, request): slot}, nx=True)
-    log.info(
-        "Slack %s of %s deferred %.1fs (channel cooling)", task, request.id, slot - time.time()
-    )
+    # DEBUG: a burst defers hundreds; the 429s themselves are counted by the caller's logs.
+    log.debug("Slack %s of %s deferred %.1fs", task, request.id, slot - time.time())
 
 
-def defer_if_cooling(rt: Runtime, task: str, request: ApprovalRequest, target: str) -> bool:
+def waiting(rt: Runtime, task: str) -> set[str]:
+    """The ids of the requests whose `task` waits for its slot (their job will do it)."""
+    prefix = f"{task}:"
+    members = rt.redis.zrange(DEFERRED_KEY, 0, -1)
+    names = (m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    return {name.removeprefix(prefix) for name in names if name.startswith(prefix)}
+
+
+def defer_if_cooling(
+    rt: Runtime, task: str, request: ApprovalRequest, target: str, slotted: bool = False
+) -> bool:
     """True when the call must wait: it already waits for a slot, or `target` is cooling
-    down (then it now waits for the next slot)."""
+    down (then it now waits for the next slot). `slotted`: its slot came; it waits only
+    if the slot before it went out less than SPACING_S ago (it ran late)."""
+    if slotted:
+        gap = rt.redis.eval(
+            _GAP, 1, LAST_KEY.format(target=target), repr(time.time()), repr(SPACING_S)
+        )
+        if gap is None:
+            return False
+        _wait(rt, task, request, float(gap))
+        return True
     if rt.redis.zscore(DEFERRED_KEY, _member(task, request)) is not None:
         return True
     slot = _reserve(rt, target, time.time(), force=False)

@@ -159,7 +159,7 @@ def refresh_message(
     if request.message_ts is None:
         return
     target = pacing.update_target(request.channel, request.message_ts)
-    if not slotted and pacing.defer_if_cooling(rt, pacing.REFRESH, request, target):
+    if pacing.defer_if_cooling(rt, pacing.REFRESH, request, target, slotted):
         return
     if gate is None:
         gate = gate_for_request(rt.policy.current.policy, request)

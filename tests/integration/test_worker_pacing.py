@@ -18,6 +18,7 @@ from tests.integration.harness import Bot, request_id_of, wait_until
 pytestmark = pytest.mark.integration
 
 LIMITED, FREE = "C0DEPLOYS", "C0CARDS"
+RM = "U0RM00001"
 # RQ's blocking dequeue used to be cut by the 2 s socket timeout every few seconds.
 IDLE_WINDOW_S = 8.0
 
@@ -92,14 +93,36 @@ def test_a_rate_limited_channel_does_not_delay_another(live: Bot) -> None:
     assert len({request_id_of(c.params) for c in free}) == 2
 
 
+def test_a_rate_limited_message_update_waits_for_retry_after_then_shows_the_state(
+    live: Bot,
+) -> None:
+    send(live, 20, 420, "fintech/cards-20")
+    message = wait_until(lambda: accepted_posts(live, FREE), 15, "the request's post")[-1]
+    live.slack.fail_next("chat.update", 429, retry_after=1)
+    live.click(RM, "approve", request_id_of(message.params))  # the quorum: played, updated
+
+    def updates(status: int) -> list[Call]:
+        return [c for c in live.slack.calls_to("chat.update") if c.status == status]
+
+    refused = wait_until(lambda: updates(429), 15, "the refused update")
+    shown = wait_until(
+        lambda: [c for c in updates(200) if "Approved" in str(c.params.get("blocks"))],
+        20,
+        "the update after Retry-After",
+    )
+    assert shown[0].at - refused[0].at >= 1.0  # it waited for its slot, in no job's sleep
+
+
 def test_an_idle_worker_logs_nothing_above_info(live: Bot) -> None:
     client = redis.Redis.from_url(live.env["REDIS_URL"])
     wait_until(lambda: client.smembers("rq:workers"), 15, "the worker to register")
+    seen = len(live.log("worker"))  # what earlier tests of the module made it log
     time.sleep(IDLE_WINDOW_S)  # idle, past several of the old 2 s timeout windows
     # The worker is still taking jobs: a request sent now is posted.
     send(live, 9, 409, "fintech/cards-9")
     wait_until(lambda: accepted_posts(live, FREE), 15, "the post after the idle window")
-    noisy = [line for line in live.log("worker").splitlines() if is_warning_or_worse(line)]
+    lines = live.log("worker")[seen:].splitlines()
+    noisy = [line for line in lines if is_warning_or_worse(line)]
     assert not noisy, "\n".join(noisy[-5:])
 
 
