@@ -198,12 +198,14 @@ def post_request(rt: Runtime, request: ApprovalRequest, slotted: bool = False) -
     try:
         ts = pacing.client(rt).post_message(request.channel, text, blocks)
     except SlackError as exc:
+        pacing.answered(rt, target, slotted)
         if pacing.defer_if_rate_limited(rt, pacing.POST, request, target, exc):
             return
         if exc.error in PERMANENT_SLACK_ERRORS:
             why = slack_format(POST_FAILED, channel=request.channel, error=exc.error)
             tell_admins_once(rt, f"post:{request.channel}:{exc.error}", why)
         raise  # RQ retries; the sweep re-posts once the cause is fixed
+    pacing.answered(rt, target, slotted)
     store.set_message(rt.db, request.id, request.channel, ts)
     request.message_ts = ts
     writeback.schedule(rt, request)

@@ -39,9 +39,11 @@ from workers.context import runtime
 
 log = logging.getLogger(__name__)
 
-# Slack's chat.postMessage limit is one message per second per channel; a little more keeps
-# a slot's message from arriving just inside the previous one's second.
+# Slack's chat.postMessage limit is one message per second per channel. Slots are handed out
+# a little further apart than the gap kept between one paced call's answer and the next
+# call, so a schedule that runs a little late is not deferred again and again.
 SPACING_S = 1.05
+MIN_GAP_S = 1.0
 MOVE_EVERY_S = 0.05
 MOVE_BATCH = 100
 PACE_KEY = "approval-bot:slack-pace:{target}"
@@ -54,22 +56,25 @@ POST_DUE = "workers.pacing.post_due"
 REFRESH_DUE = "workers.pacing.refresh_due"
 JOBS = {POST: POST_DUE, REFRESH: REFRESH_DUE}
 
-# KEYS[1]: the target's next-allowed time. ARGV: now, earliest start, spacing, force (1 = a
-# 429 answered: reserve even if the target is free). Returns the reserved slot (a string:
-# Redis would truncate a Lua number), or nil when the target is free and nothing was forced.
+# KEYS[1]: the target's next-allowed time, KEYS[2]: when its last paced call was answered.
+# ARGV: now, earliest start, spacing, force (1 = a 429 answered: reserve even if the target
+# is free), gap. A paced call answered less than `gap` ago (its slot ran late) also cools.
+# Returns the reserved slot (a string: Redis would truncate a Lua number), or nil when the
+# target is free and nothing was forced.
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = math.max(nxt, tonumber(ARGV[2]))
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local start = math.max(nxt, tonumber(ARGV[2]), last + tonumber(ARGV[5]))
 if ARGV[4] ~= '1' and start <= now then return false end
 local after = start + tonumber(ARGV[3])
 redis.call('SET', KEYS[1], string.format('%.6f', after), 'PX',
            math.ceil((after - now) * 1000) + 60000)
 return string.format('%.6f', start)
 """
-# KEYS[1]: when the target's last slotted call went out. ARGV: now, spacing. A slot's job
-# can run late (behind a long job) and the next one on time: it then waits until `spacing`
-# after the last (returned, as a string), else the call goes out now (nil).
+# KEYS[1]: when the target's last paced call was answered (or, while it is in flight, made).
+# ARGV: now, gap. A slot's job can run late (behind a long job) and the next one on time: it
+# then waits until `gap` after the last (returned, as a string), else it goes out now (nil).
 _GAP = """
 local now = tonumber(ARGV[1])
 local due = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[2])
@@ -105,12 +110,14 @@ def client(rt: Runtime) -> SlackClient:
 def _reserve(rt: Runtime, target: str, earliest: float, force: bool) -> float | None:
     slot = rt.redis.eval(
         _RESERVE,
-        1,
+        2,
         PACE_KEY.format(target=target),
+        LAST_KEY.format(target=target),
         repr(time.time()),
         repr(earliest),
         repr(SPACING_S),
         "1" if force else "0",
+        repr(MIN_GAP_S),
     )
     return None if slot is None else float(slot)
 
@@ -141,7 +148,7 @@ def defer_if_cooling(
     if the slot before it went out less than SPACING_S ago (it ran late)."""
     if slotted:
         gap = rt.redis.eval(
-            _GAP, 1, LAST_KEY.format(target=target), repr(time.time()), repr(SPACING_S)
+            _GAP, 1, LAST_KEY.format(target=target), repr(time.time()), repr(MIN_GAP_S)
         )
         if gap is None:
             return False
@@ -154,6 +161,13 @@ def defer_if_cooling(
         return False
     _wait(rt, task, request, slot)
     return True
+
+
+def answered(rt: Runtime, target: str, slotted: bool) -> None:
+    """A paced call was answered: the next one keeps MIN_GAP_S from now (Slack counts the
+    gap between arrivals; an answer comes after its call arrived)."""
+    if slotted:
+        rt.redis.set(LAST_KEY.format(target=target), f"{time.time():.6f}", px=60_000)
 
 
 def defer_if_rate_limited(

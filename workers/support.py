@@ -167,9 +167,12 @@ def refresh_message(
     try:
         pacing.client(rt).update_message(request.channel, request.message_ts, text, blocks)
     except SlackError as exc:
+        pacing.answered(rt, target, slotted)
         if pacing.defer_if_rate_limited(rt, pacing.REFRESH, request, target, exc):
             return
         log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
+        return
+    pacing.answered(rt, target, slotted)
 
 
 def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:
