@@ -14,7 +14,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from bot.logs import bind_request_id, clear_request_id, register_secrets
+from bot.logs import bind_request_id, clear_request_id, current_request_id, register_secrets
 from bot.policy_audit import start_policy_watch
 from bot.runtime import REDIS_HEALTH_CHECK_S, REDIS_TIMEOUT_S, Runtime
 from workers import pacing
@@ -75,6 +75,24 @@ class Worker(SimpleWorker):
             clear_request_id()
 
 
+class QuietRoutineJobs(logging.Filter):
+    """Drops RQ's INFO lines about routine work: the periodic sweep and reconciliation jobs
+    (dequeued, done, result kept) and its own registry cleaning (every 30 s). An idle worker
+    would otherwise log a few lines every sweep interval. What the sweep did, warnings and
+    errors are still logged."""
+
+    ROUTINE_JOBS = frozenset({"job:sweep", "job:reconcile"})
+    ROUTINE_LINES = ("cleaning registries for queue", "cleaning group registries")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        if current_request_id() in self.ROUTINE_JOBS:
+            return False
+        message = record.getMessage()
+        return not any(line in message for line in self.ROUTINE_LINES)
+
+
 class _Stop(Exception):
     pass
 
@@ -120,6 +138,7 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
     # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
     # once, and a killed job is recovered from the database state machine, not by RQ.
     queue = make_queue(runtime.redis, RequestQueue)
+    logging.getLogger("rq.worker").addFilter(QuietRoutineJobs())
     watcher = start_policy_watch(runtime)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
     ticker = Ticker(runtime, queue, every=runtime.settings.SWEEP_INTERVAL_SECONDS)
