@@ -26,15 +26,33 @@ SLACK_TIMEOUT_S = 10
 # (bot.outside_text escapes everything else).
 NO_PARSING = "none"
 USER_CACHE_TTL_S = 300
+HTTP_TOO_MANY_REQUESTS = 429
 
 
 class SlackError(Exception):
-    """A Slack Web API call failed; `error` is Slack's error code (e.g. channel_not_found)."""
+    """A Slack Web API call failed; `error` is Slack's error code (e.g. channel_not_found).
+    `retry_after`: the seconds a 429 answer asked to wait (its `Retry-After`), else None."""
 
-    def __init__(self, method: str, error: str) -> None:
+    def __init__(self, method: str, error: str, retry_after: float | None = None) -> None:
         super().__init__(f"Slack {method} failed: {error}")
         self.method = method
         self.error = error
+        self.retry_after = retry_after
+
+
+def retry_after_of(exc: SlackApiError) -> float | None:
+    """The `Retry-After` seconds of a 429 answer (None for any other answer)."""
+    response = exc.response
+    if response is None or response.status_code != HTTP_TOO_MANY_REQUESTS:
+        return None
+    headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
+    value = headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class SlackUnavailable(SlackError):
@@ -45,8 +63,7 @@ class SlackRateLimited(SlackUnavailable):
     """Slack answered 429 and asked us to wait `retry_after` seconds."""
 
     def __init__(self, method: str, retry_after: int) -> None:
-        super().__init__(method, "ratelimited")
-        self.retry_after = retry_after
+        super().__init__(method, "ratelimited", retry_after)
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,8 @@ class SlackClient:
         )
         self._timeout = timeout
         self._deadline: float | None = None
+        self._settings = (token, base_url, usergroup_ttl, timeout)
+        self._unretried: SlackClient | None = None
         # A deactivated account must stop counting soon (authority is re-checked at the
         # quorum): profiles are re-read as often as user groups, and at least every 5 min.
         self._users = _TTLCache(min(USER_CACHE_TTL_S, usergroup_ttl))
@@ -114,6 +133,16 @@ class SlackClient:
         )
         bounded._deadline = time.monotonic() + budget_s
         return bounded
+
+    def without_rate_limit_retries(self) -> SlackClient:
+        """The same client, except that a 429 raises SlackError (with `retry_after`) at once
+        instead of sleeping: for callers that pace themselves (workers.pacing)."""
+        if self._unretried is None:
+            token, base_url, usergroup_ttl, timeout = self._settings
+            self._unretried = SlackClient(
+                token, base_url, usergroup_ttl, timeout, rate_limit_retries=0
+            )
+        return self._unretried
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         return self._request(method, json=params)
@@ -134,7 +163,9 @@ class SlackClient:
             if exc.response is not None and exc.response.status_code == 429:
                 raise SlackRateLimited(method, _retry_after(exc.response.headers)) from None
             error = exc.response.get("error") if exc.response is not None else None
-            raise SlackError(method, str(error or exc.response.status_code)) from None
+            raise SlackError(
+                method, str(error or exc.response.status_code), retry_after_of(exc)
+            ) from None
         except (SlackClientError, OSError) as exc:
             raise SlackUnavailable(method, type(exc).__name__) from None
         return dict(response.data) if isinstance(response.data, dict) else {}

@@ -34,7 +34,15 @@ from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import confirm, play_failures, post_fallback, quorum, rollback_replies, writeback
+from workers import (
+    confirm,
+    pacing,
+    play_failures,
+    post_fallback,
+    quorum,
+    rollback_replies,
+    writeback,
+)
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -193,17 +201,26 @@ def gather_evidence(rt: Runtime, policy: Policy, event: GateEvent) -> str | None
     return gather(reads, target, policy.evidence, rollback_jobs=rollback_jobs).to_json()
 
 
-def post_request(rt: Runtime, request: ApprovalRequest) -> None:
-    """Post the request to its gate's channel and remember the message."""
+def post_request(rt: Runtime, request: ApprovalRequest, slotted: bool = False) -> None:
+    """Post the request to its gate's channel and remember the message. While the channel
+    cools down after a 429 the post waits for a slot (workers.pacing), which posts it;
+    `slotted`: this is that slot."""
+    target = pacing.post_target(request.channel)
+    if pacing.defer_if_cooling(rt, pacing.POST, request, target, slotted):
+        return
     gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)
     try:
         ts = post_fallback.post_request_message(rt, request, text, blocks)
     except SlackError as exc:
+        pacing.answered(rt, target, slotted)
+        if pacing.defer_if_rate_limited(rt, pacing.POST, request, target, exc):
+            return
         if exc.error in PERMANENT_SLACK_ERRORS:
             why = slack_format(POST_FAILED, channel=request.channel, error=exc.error)
             tell_admins_once(rt, f"post:{request.channel}:{exc.error}", why)
         raise  # RQ retries; the sweep re-posts once the cause is fixed
+    pacing.answered(rt, target, slotted)
     store.set_message(rt.db, request.id, request.channel, ts)
     request.message_ts = ts
     writeback.schedule(rt, request)

@@ -28,6 +28,7 @@ from bot.outside_text import (
 from bot.runtime import Runtime
 from bot.slack import SlackError
 from bot.store.models import ApprovalRequest, RequestState
+from workers import pacing
 
 log = logging.getLogger(__name__)
 
@@ -92,42 +93,45 @@ def short_blocks(request: ApprovalRequest) -> list[dict[str, Any]]:
 def post_request_message(
     rt: Runtime, request: ApprovalRequest, text: str, blocks: list[dict[str, Any]]
 ) -> str:
-    """Post the request's message; its short form if Slack refuses it for good. The ts."""
+    """Post the request's message; its short form if Slack refuses it for good. The ts.
+    A 429 raises at once (paced calls: the caller defers the post, see workers.pacing)."""
+    slack = pacing.client(rt)
     refused = _refused_before_posting(request, text, blocks)
     if refused is None:
         try:
-            return rt.slack.post_message(request.channel, text, blocks)
+            return slack.post_message(request.channel, text, blocks)
         except SlackError as exc:
             if exc.error not in REFUSED_MESSAGE_ERRORS:
                 raise
             refused = exc.error
     _tell_admins(rt, request, refused)
     try:
-        return rt.slack.post_message(request.channel, summary_text(request), short_blocks(request))
+        return slack.post_message(request.channel, summary_text(request), short_blocks(request))
     except SlackError as exc:
         if exc.error not in REFUSED_MESSAGE_ERRORS:
             raise
-    return rt.slack.post_message(request.channel, short_text(request))
+    return slack.post_message(request.channel, short_text(request))
 
 
 def update_request_message(
     rt: Runtime, request: ApprovalRequest, text: str, blocks: list[dict[str, Any]]
 ) -> None:
     """Update the request's message; to its short form if Slack refuses the full one."""
+    slack = pacing.client(rt)
     ts = request.message_ts
     if ts is None:
         return
     refused = _refused_before_posting(request, text, blocks)
     if refused is None:
         try:
-            rt.slack.update_message(request.channel, ts, text, blocks)
+            slack.update_message(request.channel, ts, text, blocks)
             return
         except SlackError as exc:
             if exc.error not in REFUSED_MESSAGE_ERRORS:
                 raise
             refused = exc.error
     _tell_admins(rt, request, refused)
-    rt.slack.update_message(request.channel, ts, summary_text(request), short_blocks(request))
+    slack.update_message(request.channel, ts, summary_text(request), short_blocks(request))
 
 
 def _refused_before_posting(

@@ -46,6 +46,7 @@ def enqueue(
     payload: dict[str, Any],
     job_id: str | None = None,
     request_id: str | None = None,
+    at_front: bool = False,
 ) -> Job:
     """Queue `function(payload)`; `request_id` defaults to the one being logged (the HTTP
     request or job in progress). The description is the function name only: RQ would
@@ -58,4 +59,5 @@ def enqueue(
         retry=RETRY,
         description=function,
         meta={REQUEST_ID_META: request_id} if request_id else None,
+        at_front=at_front,
     )

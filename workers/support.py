@@ -23,6 +23,7 @@ from bot.slack import SlackError, SlackUser
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
+from workers import pacing
 from workers.post_fallback import update_request_message
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,16 @@ def signoff_note(
     )
 
 
-def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> None:
-    """Bring the Slack message in line with the request's state (best effort, logged)."""
+def refresh_message(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, slotted: bool = False
+) -> None:
+    """Bring the Slack message in line with the request's state (best effort, logged).
+    While the message cools down after a 429 the update waits for a slot (workers.pacing);
+    `slotted`: this is that slot."""
     if request.message_ts is None:
+        return
+    target = pacing.update_target(request.channel, request.message_ts)
+    if pacing.defer_if_cooling(rt, pacing.REFRESH, request, target, slotted):
         return
     if gate is None:
         gate = gate_for_request(rt.policy.current.policy, request)
@@ -160,7 +168,12 @@ def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) ->
     try:
         update_request_message(rt, request, text, blocks)
     except SlackError as exc:
+        pacing.answered(rt, target, slotted)
+        if pacing.defer_if_rate_limited(rt, pacing.REFRESH, request, target, exc):
+            return
         log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
+        return
+    pacing.answered(rt, target, slotted)
 
 
 def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:

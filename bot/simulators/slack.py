@@ -90,6 +90,8 @@ class FakeSlack(FakeServer):
         self.token = token
         self.workspace = SlackWorkspace(channels)
         self.rate_limit_per_channel = rate_limit_per_channel
+        # The channels `rate_limit_per_channel` applies to; None: every channel.
+        self.rate_limited_channels: set[str] | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._faults = FaultBook()
@@ -359,6 +361,8 @@ class FakeSlack(FakeServer):
         if not self.rate_limit_per_channel:
             return False
         channel = dm_channel_for(str(params.get("channel", "")))
+        if self.rate_limited_channels is not None and channel not in self.rate_limited_channels:
+            return False
         now = time.monotonic()
         with self._lock:
             last = self._last_post.get(channel)
