@@ -134,7 +134,7 @@ def open_confirmed(rt: Runtime, event: GateEvent, exists: bool | None = None) ->
     # Only the run that created the request posts it: a concurrent duplicate must not post
     # twice. A post lost to a crash is re-sent by the sweep.
     if created and request.state == RequestState.PENDING:
-        post_request(rt, request)
+        post_request(rt, request, undecided=True)
     if same is not None:
         supersede_older(rt, request, same.older_pending)
     log.info(
@@ -190,10 +190,11 @@ def gather_evidence(rt: Runtime, policy: Policy, event: GateEvent) -> str | None
     return gather(reads, target, policy.evidence, rollback_jobs=rollback_jobs).to_json()
 
 
-def post_request(rt: Runtime, request: ApprovalRequest) -> None:
-    """Post the request to its gate's channel and remember the message."""
+def post_request(rt: Runtime, request: ApprovalRequest, undecided: bool = False) -> None:
+    """Post the request to its gate's channel and remember the message (`undecided`: just
+    created, no decision to read)."""
     gate = gate_for_request(rt.policy.current.policy, request)
-    text, blocks = render(rt, request, gate)
+    text, blocks = render(rt, request, gate, undecided)
     try:
         ts = rt.slack.post_message(request.channel, text, blocks)
     except SlackError as exc:
