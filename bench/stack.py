@@ -176,7 +176,7 @@ class Stack:
     def _ready(self) -> bool:
         try:
             return requests.get(f"{self.bot.url}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
             return False
 
     def webhook_headers(self, key: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec
 
 from bot import metrics
-from bot.approvals import ChangePerson, Clicker
+from bot.approvals import ChangePerson, Clicker, missing_roles
 from bot.blocks import ApprovalLine, request_message
 from bot.click_origin import from_request_message, from_rollback_message, not_its_message
 from bot.directory import identify_clicker
@@ -93,12 +93,18 @@ def approver_dicts(
     ]
 
 
-def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[str, list[Any]]:
+def render(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, undecided: bool = False
+) -> tuple[str, list[Any]]:
+    """The request's message; `undecided`: it was just created, so no decision to read yet."""
+    reasons = risk_reasons(gate, facts_of(request.evidence)) if gate is not None else []
+    if undecided:
+        missing = missing_roles(gate.require, {}) if gate is not None else {}
+        return request_message(request, [], missing, reasons, [])
     rows, assignment, missing = store.progress(rt.db, request.id, gate)
     lines = [
         ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
     ]
-    reasons = risk_reasons(gate, facts_of(request.evidence)) if gate is not None else []
     revoked = [
         (r.slack_user_id, r.reason or "") for r in store.revoked_approvals(rt.db, request.id)
     ]

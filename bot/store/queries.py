@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,32 +108,37 @@ def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]
     )
 
 
-def older_pending_for_ref(db: Database, newer: ApprovalRequest) -> list[ApprovalRequest]:
-    """Pending requests of earlier pipelines for the same project, ref and gate job name."""
-    return _requests(
+@dataclass(frozen=True)
+class SameRef:
+    """The requests of other pipelines for a request's project, ref and gate job name."""
+
+    newer: ApprovalRequest | None  # the latest of later pipelines, if any
+    older_pending: list[ApprovalRequest]  # pending requests of earlier pipelines
+
+
+def same_ref(db: Database, request: ApprovalRequest) -> SameRef:
+    """A newer request for the ref, and the older pending ones, in one query.
+
+    Read after the request's own commit, so of two racing pipelines at least the later
+    reader sees the other."""
+    rows = _requests(
         db,
-        ApprovalRequest.project_id == newer.project_id,
-        ApprovalRequest.ref == newer.ref,
-        ApprovalRequest.job_name == newer.job_name,
-        ApprovalRequest.pipeline_id < newer.pipeline_id,
-        ApprovalRequest.state == RequestState.PENDING,
+        ApprovalRequest.project_id == request.project_id,
+        ApprovalRequest.ref == request.ref,
+        ApprovalRequest.job_name == request.job_name,
+        or_(
+            ApprovalRequest.pipeline_id > request.pipeline_id,
+            and_(
+                ApprovalRequest.pipeline_id < request.pipeline_id,
+                ApprovalRequest.state == RequestState.PENDING,
+            ),
+        ),
     )
-
-
-def newer_request_for_ref(db: Database, request: ApprovalRequest) -> ApprovalRequest | None:
-    """A request of a later pipeline for the same project, ref and gate, if one exists."""
-    with db.transaction() as session:
-        return session.execute(
-            select(ApprovalRequest)
-            .where(
-                ApprovalRequest.project_id == request.project_id,
-                ApprovalRequest.ref == request.ref,
-                ApprovalRequest.job_name == request.job_name,
-                ApprovalRequest.pipeline_id > request.pipeline_id,
-            )
-            .order_by(ApprovalRequest.pipeline_id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+    newer = [r for r in rows if r.pipeline_id > request.pipeline_id]
+    return SameRef(
+        newer=max(newer, key=lambda r: r.pipeline_id) if newer else None,
+        older_pending=[r for r in rows if r.pipeline_id < request.pipeline_id],
+    )
 
 
 def pending_posted(db: Database) -> list[ApprovalRequest]:

@@ -133,7 +133,7 @@ class Bot:
     def _ready(self) -> bool:
         try:
             return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
             return False
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
