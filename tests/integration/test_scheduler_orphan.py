@@ -18,7 +18,7 @@ from tests.conftest import redis_db_url
 from tests.integration.harness import Bot, bot_env, wait_until
 from workers.queue import QUEUE_NAME
 
-REDIS_URL = redis_db_url(6)  # this module's own database (7-15 belong to others and the bench)
+REDIS_URL = redis_db_url(9)  # no other module uses this suite database
 LOCK = RQScheduler.get_locking_key(QUEUE_NAME)
 
 
