@@ -7,7 +7,9 @@ also writes the footprint results, so footprint is not run twice); about 7 minut
 `python -m bench burst --workers 1 --limits none`. Results: bench/results/<suite>.json.
 All suites use Redis DB 9 only and must not run at the same time as each other. `ledger`
 (verify with the signing key and export on 100k and 1M generated, signed entries, on SQLite
-and PostgreSQL; about 5 minutes; `--databases sqlite` for SQLite only) is run by name.
+and PostgreSQL; about 5 minutes; `--databases sqlite` for SQLite only) is run by name,
+as is `slack_ack` (Reject clicks answered while Slack is slow or rate-limiting, issue #14
+item 6; about 2 minutes).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import burst, e2e, footprint, intake, ledger, rollback
+from bench import burst, e2e, footprint, intake, ledger, rollback, slack_ack
 
 SUITES = {
     "e2e": e2e.main,
@@ -24,6 +26,7 @@ SUITES = {
     "footprint": footprint.main,
     "ledger": ledger.main,
     "rollback": rollback.main,
+    "slack_ack": slack_ack.main,
 }
 DEFAULT = ["e2e", "rollback", "intake", "burst"]
 

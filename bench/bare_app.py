@@ -63,7 +63,8 @@ def main() -> None:
         return
     from bot.web.server import WebServer
 
-    WebServer(create_app(), args.host, args.port, args.workers, args.threads).run()
+    app = create_app()  # built before the fork, as the bot's web process did until #15
+    WebServer(lambda: app, args.host, args.port, args.workers, args.threads).run()
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def bare_app_idle(workers: int = 1, threads: int = 8) -> dict[str, Any]:
         def ready() -> bool:
             try:
                 return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
                 return False
 
         wait_until(ready, 30, "the bare app")

@@ -113,7 +113,7 @@ class Bare:
     def _ready(self) -> bool:
         try:
             return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
             return False
 
     def stop(self) -> int:

@@ -37,7 +37,8 @@ from tests.integration.harness import (
 )
 from workers.queue import QUEUE_NAME
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+# BENCH_REDIS_URL: another server for a run beside others (still its database 9 only).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 CLIENT_NAME = "approval-bench"  # the bench's own Redis connections, told apart from others
 BENCH_DIR = Path(__file__).parent
 POLICY = BENCH_DIR / "policy.yml"
@@ -175,7 +176,7 @@ class Stack:
     def _ready(self) -> bool:
         try:
             return requests.get(f"{self.bot.url}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
             return False
 
     def webhook_headers(self, key: str) -> dict[str, str]:

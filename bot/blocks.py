@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.approvals import describe_missing
+from bot.blockkit_fit import clip_mrkdwn, fit_items
+from bot.blockkit_limits import FIELD_TEXT_LIMIT, SECTION_TEXT_LIMIT
 from bot.evidence import Evidence
 from bot.evidence_blocks import evidence_blocks
 from bot.outside_text import (
@@ -30,6 +32,7 @@ ROLLBACK_ACTION = "rollback"
 REJECT_CALLBACK = "reject_reason"
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
+REASON_LIMIT = 2000
 
 FINAL_HEADLINES: Mapping[str, str] = {
     RequestState.PLAYED: ":white_check_mark: *Approved* — the gate job was played.",
@@ -37,6 +40,7 @@ FINAL_HEADLINES: Mapping[str, str] = {
     RequestState.EXPIRED: ":hourglass: *Expired* — this request can no longer be approved.",
     RequestState.SUPERSEDED: ":fast_forward: *Superseded* — a newer pipeline needs approval.",
     RequestState.CLOSED: ":heavy_minus_sign: *Closed* — nothing was played.",
+    RequestState.PLAY_FAILED: ":x: *Play failed* — GitLab refused to play the gate job.",
 }
 
 
@@ -80,7 +84,8 @@ def _evidence_fields(request: ApprovalRequest) -> list[dict[str, Any]]:
         f"*Triggered by*\n{triggered}",
         f"*Environment*\n{slack_mrkdwn(request.environment) or 'not stated'}",
     ]
-    return [mrkdwn_object(text) for text in fields]
+    # Each value is clipped already, but escaping and long links can still pass 2,000.
+    return [mrkdwn_object(clip_mrkdwn(text, FIELD_TEXT_LIMIT)) for text in fields]
 
 
 def _approvals_context(approvals: Sequence[ApprovalLine]) -> dict[str, Any] | None:
@@ -92,7 +97,13 @@ def _approvals_context(approvals: Sequence[ApprovalLine]) -> dict[str, Any] | No
         + f" at {_ts(a.approved_at)}"
         for a in approvals
     ]
-    return {"type": "context", "elements": [mrkdwn_object("  ".join(parts))]}
+    return _list_context(parts)
+
+
+def _list_context(parts: Sequence[str]) -> dict[str, Any]:
+    """A context of whole items ("…and N more" when they do not all fit)."""
+    text = fit_items(parts, SECTION_TEXT_LIMIT, separator="  ")
+    return {"type": "context", "elements": [mrkdwn_object(text)]}
 
 
 def _revoked_context(revoked: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
@@ -103,7 +114,7 @@ def _revoked_context(revoked: Sequence[tuple[str, str]]) -> dict[str, Any] | Non
         f":heavy_minus_sign: {slack_user(user)}'s approval no longer counts: {slack_mrkdwn(reason)}"
         for user, reason in revoked
     ]
-    return {"type": "context", "elements": [mrkdwn_object("  ".join(parts))]}
+    return _list_context(parts)
 
 
 def summary_text(request: ApprovalRequest) -> str:
@@ -131,7 +142,7 @@ def request_message(
         {
             "type": "section",
             "block_id": "headline",
-            "text": mrkdwn_object(_headline(request)),
+            "text": mrkdwn_object(clip_mrkdwn(_headline(request), SECTION_TEXT_LIMIT)),
         },
         {"type": "section", "block_id": "evidence", "fields": _evidence_fields(request)},
         *evidence_blocks(Evidence.from_json(request.evidence), reasons),
@@ -148,7 +159,7 @@ def request_message(
                 f"Still needed: {describe_missing(missing)} · expires {_ts(request.expires_at)}"
             )
         )
-        blocks.append(_actions(request.id))
+        blocks.append(decision_actions(request.id))
     elif request.state in (RequestState.APPROVED, RequestState.PLAYING):
         blocks.append(_status_context(":gear: Approved — playing the gate job…"))
     else:
@@ -177,15 +188,17 @@ def _final_detail(request: ApprovalRequest) -> str:
 
 
 def reject_reason(reason: str | None) -> str:
-    """A reject reason (typed by a person) inside mrkdwn: kept on its lines."""
-    return slack_mrkdwn(reason, multiline=True, limit=2000)
+    """A reject reason (typed by a person) inside mrkdwn: kept on its lines, at most
+    2,000 characters once escaped (`&` alone becomes `&amp;`)."""
+    return clip_mrkdwn(slack_mrkdwn(reason, multiline=True, limit=2000), REASON_LIMIT)
 
 
 def _status_context(text: str) -> dict[str, Any]:
-    return {"type": "context", "block_id": "status", "elements": [mrkdwn_object(text)]}
+    shown = clip_mrkdwn(text, SECTION_TEXT_LIMIT)
+    return {"type": "context", "block_id": "status", "elements": [mrkdwn_object(shown)]}
 
 
-def _actions(request_id: str) -> dict[str, Any]:
+def decision_actions(request_id: str) -> dict[str, Any]:
     return {
         "type": "actions",
         "block_id": "decision",

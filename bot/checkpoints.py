@@ -74,7 +74,7 @@ def signature_problem(checkpoint: Checkpoint, key: bytes) -> str | None:
     if checkpoint.signature is None:
         return "missing signature"
     expected = signature_of(checkpoint.sequence, checkpoint.hash, checkpoint.recorded_at, key)
-    if not hmac.compare_digest(checkpoint.signature, expected):
+    if not ledger.same_signature(checkpoint.signature, expected):
         return "signature does not verify with LEDGER_HMAC_KEY (not written by this bot?)"
     return None
 

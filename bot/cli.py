@@ -184,21 +184,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "reconcile":
         return reconcile_command(runtime, args.since, args.environment)
     if args.command == "web":
-        from bot.web.app import create_app
-        from bot.web.server import WebServer, edge_limits, worker_setup
+        from bot.web.serve import exec_web
 
-        app = create_app(runtime)
-        server = WebServer(
-            app,
-            args.host,
-            args.port,
-            args.workers,
-            args.threads,
-            worker_setup(runtime, app),
-            limits=edge_limits(settings),
-        )
-        server.run()
-        return EXIT_OK
+        runtime.db.dispose()
+        runtime.redis.close()
+        exec_web(settings, args.host, args.port, args.workers, args.threads)  # does not return
     from workers.main import run_worker
 
     return run_worker(runtime, burst=args.burst)

@@ -3,6 +3,7 @@ succeeded, or the post-deploy smoke test failed. Pure: the edge queues what this
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -11,7 +12,9 @@ from bot.policy import Gate, Policy
 
 DeployFact = Literal["deployed", "smoke_failed"]
 # The edge acts on each fact once per pipeline (and environment): Redis SET NX on this key.
-DEPLOY_KEY = "approval-bot:deploy:{}:{}:{}:{}"
+# The claimed project path is part of it: a forged fact (another project's ids under a path
+# the forger's secret may speak for) never makes the genuine one a duplicate.
+DEPLOY_KEY = "approval-bot:deploy:{}:{}:{}:{}:{}"
 
 
 class DeployEvent(TypedDict):
@@ -28,8 +31,9 @@ class DeployEvent(TypedDict):
 
 
 def deploy_key(event: DeployEvent) -> str:
+    path = hashlib.sha256(event["project_path"].lower().encode()).hexdigest()[:16]
     return DEPLOY_KEY.format(
-        event["project_id"], event["pipeline_id"], event["fact"], event["environment"] or ""
+        event["project_id"], event["pipeline_id"], event["fact"], event["environment"] or "", path
     )
 
 

@@ -12,16 +12,21 @@ from collections.abc import Iterable
 from bot.approvals import Clicker
 from bot.authority import Standing
 from bot.policy import Policy
-from bot.slack import SlackClient, SlackError, SlackUser
+from bot.slack import SlackClient, SlackError, SlackUnavailable, SlackUser
 
 log = logging.getLogger(__name__)
 
 
 def roles_of(
-    policy: Policy, slack: SlackClient, user_id: str, strict: bool = False
+    policy: Policy,
+    slack: SlackClient,
+    user_id: str,
+    strict: bool = False,
+    unsure_raises: bool = False,
 ) -> frozenset[str]:
     """The roles the policy in force gives a Slack user: as a member, or through a live user
-    group. A group that cannot be read grants nothing; with `strict` its error is raised."""
+    group. A group that cannot be read grants nothing; with `strict` its error is raised, with
+    `unsure_raises` only SlackUnavailable (rate limit, timeout: ask again later)."""
     roles = set(policy.static_roles_of(user_id))
     for name, role in policy.roles.items():
         if name in roles:
@@ -32,7 +37,7 @@ def roles_of(
                     roles.add(name)
                     break
             except SlackError as exc:
-                if strict:
+                if strict or (unsure_raises and isinstance(exc, SlackUnavailable)):
                     raise
                 # A group we cannot read grants nothing: fail closed, and say so in the log.
                 log.warning("cannot read Slack user group %s: %s", group, exc.error)

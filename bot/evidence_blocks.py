@@ -6,17 +6,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.blockkit_fit import clip_mrkdwn, fit_items
+from bot.blockkit_limits import SECTION_TEXT_LIMIT
 from bot.evidence import Evidence, StageJob
 from bot.outside_text import mrkdwn_object, slack_code, slack_link, slack_mrkdwn
 
-MAX_SECTION_CHARS = 2900  # Slack refuses section text over 3000 characters
 MAX_FLAGS_SHOWN = 10
 JOB_ICONS = {"success": ":white_check_mark:", "failed": ":x:", "canceled": ":no_entry_sign:"}
 
 CHANGES_HEADING = "*Changes since the last {environment} deployment* ({base})"
 FIRST_DEPLOYMENT = "*Changes* (no earlier {environment} deployment)"
-MORE_COMMITS = "…and {n} earlier commits"
+MORE_COMMITS = "…and {n} more commits"
 JOBS_HEADING = "*Earlier jobs*"
+MORE_JOBS = "…and {n} more jobs"
+MORE_REASONS = "…and {n} more"
 NO_FLAGS = ":white_check_mark: *Migrations*: {n} changed, no risky statements found"
 FLAGS_HEADING = ":rotating_light: *Migration risk* ({n} found)"
 MORE_FLAGS = "…and {n} more (see `approval-bot scan-migrations`)"
@@ -25,15 +28,11 @@ EXTRA_APPROVAL = ":warning: *Extra approval required*: {reasons}"
 NOT_AVAILABLE = ":grey_question: Not available: {what}"
 
 
-def _clip(text: str, limit: int = MAX_SECTION_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _section(block_id: str, text: str) -> dict[str, Any]:
     return {
         "type": "section",
         "block_id": block_id,
-        "text": mrkdwn_object(_clip(text)),
+        "text": mrkdwn_object(clip_mrkdwn(text, SECTION_TEXT_LIMIT)),
     }
 
 
@@ -47,19 +46,20 @@ def _changes(evidence: Evidence) -> dict[str, Any] | None:
         )
     else:
         heading = FIRST_DEPLOYMENT.format(environment=environment)
-    lines = [heading]
-    earlier = evidence.commits_total - len(evidence.commits)
-    if earlier > 0:
-        lines.append(MORE_COMMITS.format(n=earlier))
+    items = []
     for commit in evidence.commits:
         title = slack_mrkdwn(commit.title or "")
         author = slack_mrkdwn(commit.author_name or commit.author_email or "unknown")
         sha = slack_link(commit.web_url, slack_code(commit.sha[:8]), label_is_mrkdwn=True)
-        lines.append(f"• {sha} {title} — {author}")
+        items.append(f"• {sha} {title} — {author}")
     diff = slack_link(evidence.compare_url, "Full diff")
-    if diff.startswith("<"):  # only when the URL is usable
-        lines.append(diff)
-    return _section("changes", "\n".join(lines))
+    # The heading and the diff link always show; the commits get the room between them.
+    diff = clip_mrkdwn(diff, 1000) if diff.startswith("<") else ""  # only a usable URL
+    heading = clip_mrkdwn(heading, 500)
+    earlier = max(evidence.commits_total - len(evidence.commits), 0)
+    budget = SECTION_TEXT_LIMIT - len(heading) - len(diff) - 2
+    shown = fit_items(items, budget, hidden=earlier, more=MORE_COMMITS)
+    return _section("changes", "\n".join(part for part in (heading, shown, diff) if part))
 
 
 def _job_text(job: StageJob) -> str:
@@ -74,7 +74,10 @@ def _job_text(job: StageJob) -> str:
 def _jobs(evidence: Evidence) -> dict[str, Any] | None:
     if not evidence.jobs:
         return None
-    text = "  ".join(_job_text(job) for job in evidence.jobs)
+    budget = SECTION_TEXT_LIMIT - len(JOBS_HEADING) - 1
+    text = fit_items(
+        [_job_text(job) for job in evidence.jobs], budget, separator="  ", more=MORE_JOBS
+    )
     return _section("jobs", f"{JOBS_HEADING}\n{text}")
 
 
@@ -83,22 +86,25 @@ def _flags(evidence: Evidence) -> dict[str, Any] | None:
         if evidence.migrations and not evidence.migrations_unchecked:
             return _section("risk", NO_FLAGS.format(n=len(evidence.migrations)))
         return _section("risk", UNCHECKED) if evidence.migrations_unchecked else None
-    lines = [FLAGS_HEADING.format(n=len(evidence.flags))]
-    for flag in evidence.flags[:MAX_FLAGS_SHOWN]:
-        where = slack_code(f"{flag.path}:{flag.line}")
-        lines.append(f"• {where} {slack_mrkdwn(flag.message)}")
-    if len(evidence.flags) > MAX_FLAGS_SHOWN:
-        lines.append(MORE_FLAGS.format(n=len(evidence.flags) - MAX_FLAGS_SHOWN))
-    if evidence.migrations_unchecked:
-        lines.append(UNCHECKED)
-    return _section("risk", "\n".join(lines))
+    heading = FLAGS_HEADING.format(n=len(evidence.flags))
+    items = [
+        f"• {slack_code(f'{flag.path}:{flag.line}')} {slack_mrkdwn(flag.message)}"
+        for flag in evidence.flags[:MAX_FLAGS_SHOWN]
+    ]
+    tail = UNCHECKED if evidence.migrations_unchecked else ""
+    budget = SECTION_TEXT_LIMIT - len(heading) - len(tail) - 2
+    hidden = max(len(evidence.flags) - MAX_FLAGS_SHOWN, 0)
+    shown = fit_items(items, budget, hidden=hidden, more=MORE_FLAGS)
+    return _section("risk", "\n".join(part for part in (heading, shown, tail) if part))
 
 
 def evidence_blocks(evidence: Evidence | None, reasons: Sequence[str]) -> list[dict[str, Any]]:
     """The evidence sections of a request message (none for a request without evidence)."""
     blocks: list[dict[str, Any]] = []
     if reasons:
-        shown = "; ".join(slack_mrkdwn(reason) for reason in reasons)
+        budget = SECTION_TEXT_LIMIT - len(EXTRA_APPROVAL)
+        items = [slack_mrkdwn(reason) for reason in reasons]
+        shown = fit_items(items, budget, separator="; ", more=MORE_REASONS)
         blocks.append(_section("extra", EXTRA_APPROVAL.format(reasons=shown)))
     if evidence is None:
         return blocks
@@ -106,12 +112,14 @@ def evidence_blocks(evidence: Evidence | None, reasons: Sequence[str]) -> list[d
         if block is not None:
             blocks.append(block)
     if evidence.missing:
-        text = NOT_AVAILABLE.format(what="; ".join(evidence.missing))
+        items = [slack_mrkdwn(what) for what in evidence.missing]
+        budget = SECTION_TEXT_LIMIT - len(NOT_AVAILABLE)
+        what = fit_items(items, budget, separator="; ", more=MORE_REASONS)
         blocks.append(
             {
                 "type": "context",
                 "block_id": "missing",
-                "elements": [mrkdwn_object(_clip(slack_mrkdwn(text, limit=None)))],
+                "elements": [mrkdwn_object(NOT_AVAILABLE.format(what=what))],
             }
         )
     return blocks

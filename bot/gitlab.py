@@ -33,6 +33,8 @@ T = TypeVar("T")
 GITLAB_TIMEOUT_S = 10
 COMMIT_STATUS_NAME = "compliance/sign-off"
 PLAY_RETRY_WINDOW_S = 60.0
+# Play requests GitLab may refuse with 400 while the job still reads `manual` (at most).
+MAX_UNPLAYABLE_PLAYS = 3
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 # Statuses of a job that has been started (by a play) rather than cancelled or skipped.
@@ -51,6 +53,16 @@ class GitLabTransientError(GitLabError):
 
 class JobNotPlayable(GitLabError):
     """GitLab refused to play the job (400 Unplayable Job: no longer manual)."""
+
+
+class JobUnplayable(GitLabError):
+    """GitLab kept refusing to play a job that still reads `manual` (a protected environment,
+    a permission the bot lacks): retrying will not help until someone fixes GitLab."""
+
+
+class StatusTransitionRefused(GitLabError):
+    """GitLab refused a commit status transition ("Cannot transition status via :enqueue from
+    :pending"): the status already is in that state, or past it."""
 
 
 class GitLabPermissionError(GitLabError):
@@ -85,8 +97,11 @@ def _translate(exc: Exception, what: str) -> GitLabError:
         return GitLabTransientError(f"{what}: HTTP {code}")
     if code in (401, 403):
         return GitLabPermissionError(f"{what}: HTTP {code} (check the bot's GitLab token)")
+    message = str(getattr(exc, "error_message", ""))
+    if code == 400 and "Cannot transition status" in message:
+        return StatusTransitionRefused(f"{what}: {message[:200]}")
     if code == 400 and "play" in what:
-        return JobNotPlayable(f"{what}: HTTP 400")
+        return JobNotPlayable(f"{what}: {message[:200] or 'HTTP 400'}")
     if code == 404:
         return GitLabNotFound(f"{what}: HTTP 404")
     return GitLabError(f"{what}: HTTP {code}")
@@ -220,14 +235,16 @@ def play_once(
     A play whose answer was lost (timeout, 5xx) may still have happened, so every attempt
     starts by reading the job: once it is no longer `manual`, our attempt took effect.
     `resumed` says an earlier worker of ours may already have played it (crash recovery).
-    A 400 Unplayable is retried too: the next read tells what happened. A job that is no
+    A 400 Unplayable is retried too (the next read tells what happened), but a job still
+    `manual` after MAX_UNPLAYABLE_PLAYS refusals raises JobUnplayable. A job that is no
     longer the one approved (another name, pipeline or project) raises JobChanged, unplayed.
     """
     attempted = resumed
+    refusals = 0
     project_id, job_id = approved.project_id, approved.job_id
 
     def attempt() -> PlayResult:
-        nonlocal attempted
+        nonlocal attempted, refusals
         job = client.job(project_id, job_id)
         changes = approved.changes(job)
         if changes:
@@ -235,7 +252,13 @@ def play_once(
         if job.status != "manual":
             return PlayResult(played=attempted and job.status in STARTED, status=job.status)
         attempted = True
-        client.play_job(project_id, job_id)
+        try:
+            client.play_job(project_id, job_id)
+        except JobNotPlayable as exc:
+            refusals += 1
+            if refusals >= MAX_UNPLAYABLE_PLAYS:  # still manual after that: GitLab means it
+                raise JobUnplayable(str(exc)) from None
+            raise
         return PlayResult(played=True, status="pending")
 
     return with_retries(attempt, window_s, (JobNotPlayable, GitLabTransientError), sleep)

@@ -93,13 +93,22 @@ def sign_head(sequence: int, digest: str, key: bytes) -> str:
     return hmac.new(key, f"head:{sequence}:{digest}".encode(), hashlib.sha256).hexdigest()
 
 
+def same_signature(given: object, expected: str) -> bool:
+    """Constant-time comparison of a stored signature with the one expected. What the
+    database or a checkpoint file holds may be anything (non-ASCII text, bytes): that is a
+    signature that does not verify, never an error."""
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def head_problem(sequence: int, digest: str, signature: str | None, key: bytes) -> str | None:
     """Why the head does not verify with the key (the empty chain's head needs no signature)."""
     if sequence == 0 and digest == GENESIS_HASH:
         return None
     if signature is None:
         return HEAD_NOT_SIGNED
-    if not hmac.compare_digest(signature, sign_head(sequence, digest, key)):
+    if not same_signature(signature, sign_head(sequence, digest, key)):
         return BAD_HEAD_SIGNATURE
     return None
 
@@ -311,6 +320,20 @@ def export_csv(session: Session, out: IO[str], only: ExportFilter | None = None)
         row = dict(record)
         row["approvers"] = ";".join(f"{a['slack_user_id']}:{a['role']}" for a in approvers)
         row["risk_flags"] = ";".join(record.get("risk_flags") or [])
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
         count += 1
     return count
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that opens as text: reasons and branch names come from people, so one
+    starting like a formula gets a leading `'` (OWASP's CSV injection advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -72,8 +72,9 @@ class _Walk:
                 ):
                     return _check_entry(row, expected, prev_hash)
                 if mac is not None and (
-                    signature is None
+                    type(signature) is not str
                     or kind == ledger.ENROLMENT_KIND
+                    or not signature.isascii()  # forged: _check_signature says so
                     or not compare(signature, _signature(mac, stored_hash))
                 ):
                     problem = self._check_signature(sequence, kind, stored_hash, signature)
@@ -103,7 +104,7 @@ class _Walk:
             return None
         mac = self._mac()
         assert mac is not None
-        if not hmac.compare_digest(signature, _signature(mac, digest)):
+        if not ledger.same_signature(signature, _signature(mac, digest)):
             return sequence, ledger.BAD_SIGNATURE
         if kind == ledger.ENROLMENT_KIND:
             self.unsigned_since = None  # its signature covers the whole chain before it

@@ -28,6 +28,8 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from bot.blockkit_fit import clip_mrkdwn
+
 # Zero-width characters, bidi marks/embeddings/overrides/isolates, word joiner and
 # invisible operators, BOM, soft hyphen, Mongolian vowel separator.
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
@@ -104,6 +106,8 @@ def slack_code(text: str | None, *, empty: str = "?", limit: int | None = VALUE_
 def slack_preformatted(text: str | None, *, limit: int | None = SLACK_TEXT_LIMIT - 100) -> str:
     """Outside text as a code block (```…```), kept on its lines."""
     inner = slack_mrkdwn(text, multiline=True, limit=limit).replace("`", "\u02cb")
+    if limit is not None:  # escaping can make it longer: clipped again, on whole entities
+        inner = clip_mrkdwn(inner, limit)
     return f"```\n{inner}\n```"
 
 

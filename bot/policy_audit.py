@@ -54,7 +54,7 @@ class AuditedWatcher(PolicyWatcher):
 def refused_text(path: str, version: str, reason: str) -> str:
     """The admins' message about a refused policy file (the reason quotes the file)."""
     return REFUSED_TEXT.format(
-        path=slack_code(path), version=version[:12], reason=slack_preformatted(reason)
+        path=slack_code(path), version=version[:12], reason=slack_preformatted(reason, limit=2000)
     )
 
 

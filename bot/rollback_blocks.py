@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.approvals import describe_missing
+from bot.blockkit_fit import clip_mrkdwn
+from bot.blockkit_limits import SECTION_TEXT_LIMIT
 from bot.blocks import ROLLBACK_ACTION, button
 from bot.outside_text import mrkdwn_object, slack_code, slack_mrkdwn, slack_user
 from bot.store.models import ApprovalRequest
@@ -28,6 +30,10 @@ ALERT = (
     "of pipeline #{pipeline}. Roll back now?"
 )
 WHO = "Who may roll back: {who}"
+NOBODY = (
+    "Who may roll back: nobody in the rollback roles can press it for this deployment "
+    "(`approval-bot policy explain --rollback` tells why); roll back in GitLab."
+)
 VOTES = "Roll back approved so far by {voters}; still needed: {missing}."
 ROLLING_BACK = ":gear: Rolling back: playing {job}…"
 ROLLED_BACK = (
@@ -36,6 +42,11 @@ ROLLED_BACK = (
 ROLLBACK_FAILED = (
     ":warning: Roll back failed: no {job} job is waiting in pipeline #{pipeline}; "
     "nothing was played. Roll back in GitLab."
+)
+WITHDRAWN = (
+    ":no_entry_sign: Roll back withdrawn: production has moved on ({newer} was deployed "
+    "after this one), so rolling this one back would undo the wrong release. Roll back from "
+    "that pipeline's thread."
 )
 CONFIRM_TITLE = "Roll back this deployment?"
 CONFIRM_TEXT = "This plays the rollback job now; your name is recorded in the ledger."
@@ -62,7 +73,8 @@ def _button(request_id: str) -> dict[str, Any]:
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [mrkdwn_object(text)]}
+    # Whole mentions only: a long list of who may roll back is cut between two of them.
+    return {"type": "context", "elements": [mrkdwn_object(clip_mrkdwn(text, SECTION_TEXT_LIMIT))]}
 
 
 def rollback_message(
@@ -74,8 +86,9 @@ def rollback_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     """One rollback reply for the request's current rollback state.
 
-    `facts` holds `job`, `smoke` (job names), `who` (mentions of who may roll back) and
-    `record` (the ledger record, once played).
+    `facts` holds `job`, `smoke` (job names), `who` (mentions of who may roll back),
+    `newer` (the pipeline deployed after this one, if any) and `record` (the ledger record,
+    once played).
     """
     names = {
         "environment": slack_mrkdwn(request.environment) or "production",
@@ -84,14 +97,17 @@ def rollback_message(
         "smoke": slack_code(facts.get("smoke", "post-deploy")),
     }
     headline = (ALERT if kind == "alert" else OFFER).format(**names)
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": mrkdwn_object(headline)}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": mrkdwn_object(clip_mrkdwn(headline, SECTION_TEXT_LIMIT))}
+    ]
     shown = " ".join(slack_user(v) for v in voters)
     state = request.rollback_state
     if state == RollbackState.OFFERED:
         if voters:
             blocks.append(_context(VOTES.format(voters=shown, missing=describe_missing(missing))))
-        if facts.get("who"):
-            blocks.append(_context(WHO.format(who=facts["who"])))
+        if "who" in facts:
+            who = facts["who"]
+            blocks.append(_context(WHO.format(who=who) if who else NOBODY))
         blocks.append(_button(request.id))
     elif state in (RollbackState.APPROVED, RollbackState.PLAYING):
         blocks.append(_context(ROLLING_BACK.format(**names)))
@@ -103,5 +119,8 @@ def rollback_message(
         blocks.append(_context(text))
     elif state == RollbackState.FAILED:
         blocks.append(_context(ROLLBACK_FAILED.format(**names)))
+    elif state == RollbackState.SUPERSEDED:
+        newer = f"pipeline #{facts['newer']}" if facts.get("newer") else "a newer pipeline"
+        blocks.append(_context(WITHDRAWN.format(newer=newer)))
     # The same text as the headline, whose outside parts are already escaped.
     return headline.replace("*", ""), blocks

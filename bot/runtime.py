@@ -19,6 +19,7 @@ from bot.store.db import Database
 log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0
+REDIS_HEALTH_CHECK_S = 30
 
 
 @dataclass
@@ -41,7 +42,7 @@ def make_redis(url: str) -> Redis:
         url,
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
-        health_check_interval=30,
+        health_check_interval=REDIS_HEALTH_CHECK_S,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -25,15 +26,44 @@ SLACK_TIMEOUT_S = 10
 # (bot.outside_text escapes everything else).
 NO_PARSING = "none"
 USER_CACHE_TTL_S = 300
+HTTP_TOO_MANY_REQUESTS = 429
 
 
 class SlackError(Exception):
-    """A Slack Web API call failed; `error` is Slack's error code (e.g. channel_not_found)."""
+    """A Slack Web API call failed; `error` is Slack's error code (e.g. channel_not_found).
+    `retry_after`: the seconds a 429 answer asked to wait (its `Retry-After`), else None."""
 
-    def __init__(self, method: str, error: str) -> None:
+    def __init__(self, method: str, error: str, retry_after: float | None = None) -> None:
         super().__init__(f"Slack {method} failed: {error}")
         self.method = method
         self.error = error
+        self.retry_after = retry_after
+
+
+def retry_after_of(exc: SlackApiError) -> float | None:
+    """The `Retry-After` seconds of a 429 answer (None for any other answer)."""
+    response = exc.response
+    if response is None or response.status_code != HTTP_TOO_MANY_REQUESTS:
+        return None
+    headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
+    value = headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class SlackUnavailable(SlackError):
+    """Slack did not answer: a timeout, a broken connection, the request's deadline passed."""
+
+
+class SlackRateLimited(SlackUnavailable):
+    """Slack answered 429 and asked us to wait `retry_after` seconds."""
+
+    def __init__(self, method: str, retry_after: int) -> None:
+        super().__init__(method, "ratelimited", retry_after)
 
 
 @dataclass(frozen=True)
@@ -85,10 +115,34 @@ class SlackClient:
             ],
         )
         self._timeout = timeout
+        self._deadline: float | None = None
+        self._settings = (token, base_url, usergroup_ttl, timeout)
+        self._unretried: SlackClient | None = None
         # A deactivated account must stop counting soon (authority is re-checked at the
         # quorum): profiles are re-read as often as user groups, and at least every 5 min.
         self._users = _TTLCache(min(USER_CACHE_TTL_S, usergroup_ttl))
         self._groups = _TTLCache(usergroup_ttl)
+
+    def within(self, budget_s: float) -> SlackClient:
+        """A copy for answering a Slack request inside its 3 seconds: no retries, and all its
+        calls together end within `budget_s` (then SlackUnavailable "deadline"). The caches
+        are shared with this client."""
+        bounded = copy.copy(self)
+        bounded._web = WebClient(
+            token=self._web.token, base_url=self._web.base_url, retry_handlers=[]
+        )
+        bounded._deadline = time.monotonic() + budget_s
+        return bounded
+
+    def without_rate_limit_retries(self) -> SlackClient:
+        """The same client, except that a 429 raises SlackError (with `retry_after`) at once
+        instead of sleeping: for callers that pace themselves (workers.pacing)."""
+        if self._unretried is None:
+            token, base_url, usergroup_ttl, timeout = self._settings
+            self._unretried = SlackClient(
+                token, base_url, usergroup_ttl, timeout, rate_limit_retries=0
+            )
+        return self._unretried
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         return self._request(method, json=params)
@@ -98,18 +152,31 @@ class SlackClient:
         return self._request(method, params=params)
 
     def _request(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise SlackUnavailable(method, "deadline")
+            self._web.timeout = left  # type: ignore[assignment]  # urllib takes float seconds
         try:
             response = self._web.api_call(method, **kwargs)
         except SlackApiError as exc:
+            if exc.response is not None and exc.response.status_code == 429:
+                raise SlackRateLimited(method, _retry_after(exc.response.headers)) from None
             error = exc.response.get("error") if exc.response is not None else None
-            raise SlackError(method, str(error or exc.response.status_code)) from None
+            raise SlackError(
+                method, str(error or exc.response.status_code), retry_after_of(exc)
+            ) from None
         except (SlackClientError, OSError) as exc:
-            raise SlackError(method, type(exc).__name__) from None
+            raise SlackUnavailable(method, type(exc).__name__) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
+    def post_message(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
+        """A message; without blocks a text-only one (Slack refuses `blocks: []`)."""
+        with_blocks = {"blocks": blocks} if blocks else {}
         data = self._call(
-            "chat.postMessage", channel=channel, text=text, blocks=blocks, parse=NO_PARSING
+            "chat.postMessage", channel=channel, text=text, parse=NO_PARSING, **with_blocks
         )
         return str(data["ts"])
 
@@ -215,3 +282,14 @@ class SlackClient:
             raise SlackError("response_url", type(exc).__name__) from None
         if answer.status_code >= 400:
             raise SlackError("response_url", f"HTTP {answer.status_code}")
+
+
+def _retry_after(headers: Any) -> int:
+    """Slack's Retry-After in whole seconds (1 when absent or unreadable)."""
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return max(1, int(str(value[0] if isinstance(value, list) else value)))
+            except ValueError:
+                break
+    return 1

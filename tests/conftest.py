@@ -20,9 +20,63 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.
 REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
 
 
+# The database numbers the suite uses (each a fixture's or module's own). Under pytest-xdist
+# every worker process (gw0, gw1, ...) gets a block of its own, so no two workers share a
+# database: gw0 0-7, gw1 8-15, and so on (a Redis server has 16 unless started with
+# --databases N; `pytest_xdist_auto_num_workers` below never starts more workers than fit).
+SUITE_DBS = range(7, 15)
+DEFAULT_REDIS_DATABASES = 16
+
+
+def xdist_worker_index() -> int | None:
+    """This process's pytest-xdist worker number (gw3 -> 3), None when not under xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name.removeprefix("gw")) if name.startswith("gw") else None
+
+
+def redis_db_number(number: int, worker: int | None) -> int:
+    """The database `worker` uses for the suite's database `number`."""
+    if number not in SUITE_DBS:
+        raise ValueError(f"Redis database {number} is not one of the suite's {SUITE_DBS}")
+    if worker is None:
+        return number
+    return worker * len(SUITE_DBS) + SUITE_DBS.index(number)
+
+
 def redis_db_url(number: int) -> str:
-    """The URL of database `number` on the test Redis server."""
-    return f"{REDIS_SERVER}/{number}"
+    """The URL of the suite's database `number` on the test Redis server (this xdist
+    worker's own copy of it)."""
+    return f"{REDIS_SERVER}/{redis_db_number(number, xdist_worker_index())}"
+
+
+def redis_database_count() -> int:
+    """How many databases the test Redis server has (16 when it does not say)."""
+    try:
+        client = redis.Redis.from_url(f"{REDIS_SERVER}/0", socket_connect_timeout=2)
+        with client:
+            answer = client.config_get("databases")
+        return int(answer.get("databases", DEFAULT_REDIS_DATABASES))
+    except (redis.RedisError, ValueError):
+        return DEFAULT_REDIS_DATABASES
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per CPU, but no more than the Redis server has database blocks."""
+    blocks = redis_database_count() // len(SUITE_DBS)
+    return max(1, min(os.cpu_count() or 1, blocks))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = xdist_worker_index()
+    if worker is None:
+        return
+    needed = redis_db_number(SUITE_DBS[-1], worker) + 1
+    if needed > redis_database_count():
+        raise pytest.UsageError(
+            f"xdist worker gw{worker} needs Redis databases up to {needed - 1} on "
+            f"{REDIS_SERVER}: start it with --databases {needed} or run fewer workers (-n)"
+        )
 
 
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", redis_db_url(13))

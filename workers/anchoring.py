@@ -212,7 +212,7 @@ def _to_slack(rt: Runtime, checkpoint: Checkpoint) -> None:
         line=checkpoint.line().strip(),
     )
     try:
-        rt.slack.post_message(channel, text, [])
+        rt.slack.post_message(channel, text)
     except SlackError as exc:
         log.error("cannot publish the ledger checkpoint to %s: %s", channel, exc.error)
         return

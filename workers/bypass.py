@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from bot.admins import message_admins
+from bot.blockkit_fit import clip_mrkdwn
+from bot.blockkit_limits import MESSAGE_TEXT_LIMIT
 from bot.events import GateEvent
 from bot.outside_text import slack_code, slack_link, slack_mrkdwn
 from bot.runtime import Runtime
@@ -58,18 +60,19 @@ def check_unseen(rt: Runtime, facts: GateEvent) -> str:
 
 def alert_text(request: ApprovalRequest, status: str) -> str:
     """The bypass alert (channel and admins), its GitLab facts escaped."""
-    return ALERT.format(
+    text = ALERT.format(
         job=slack_code(request.job_name),
         project=slack_mrkdwn(request.project_path),
         pipeline=slack_link(request.pipeline_url, f"#{request.pipeline_id}"),
         status=slack_mrkdwn(status),
     )
+    return clip_mrkdwn(text, MESSAGE_TEXT_LIMIT)
 
 
 def _alert(rt: Runtime, request: ApprovalRequest, status: str) -> None:
     text = alert_text(request, status)
     try:
-        rt.slack.post_message(request.channel, text, [])
+        rt.slack.post_message(request.channel, text)
     except SlackError as exc:
         log.error("cannot alert %s of a bypass: %s", request.channel, exc.error)
     message_admins(rt, text)

@@ -129,9 +129,9 @@ def refuse(rt: Runtime, claim: Mapping[str, Any], reason: str, why: str) -> None
     metrics.incr(rt.redis, "webhook_refusals_total", {"reason": reason})
     scope = Scope.from_json(claim.get("scope"))
     text = REFUSED_ADMIN.format(
-        project_id=project_id,
+        project_id=escape(str(project_id)),
         project=escape(str(claim.get("project_path"))),
-        job_id=job_id,
+        job_id=escape(str(job_id)),  # a deployment fact names its job by the body's name
         why=escape(why),
         scope=escape(scope.describe()) if scope else "no secret (it did not come from a hook)",
     )

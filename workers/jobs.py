@@ -13,7 +13,14 @@ from bot.events import FINISHED_PIPELINE, GateEvent
 from bot.evidence import gate_for_request
 from bot.evidence_gather import Target, gather
 from bot.gate_facts import disagreements
-from bot.gitlab import GitLabError, GitLabTransientError, JobChanged, play_once, with_retries
+from bot.gitlab import (
+    GitLabError,
+    GitLabTransientError,
+    JobChanged,
+    JobUnplayable,
+    play_once,
+    with_retries,
+)
 from bot.gitlab_reads import GitLabReads
 from bot.outside_text import (
     gitlab_markdown,
@@ -27,7 +34,15 @@ from bot.slack import SlackError
 from bot.store import queries
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
-from workers import confirm, quorum, writeback
+from workers import (
+    confirm,
+    pacing,
+    play_failures,
+    post_fallback,
+    quorum,
+    rollback_replies,
+    writeback,
+)
 from workers.context import runtime
 from workers.support import (
     announce,
@@ -106,33 +121,37 @@ def open_request(event: GateEvent) -> str | None:
             facts["job_status"],
         )
         return None
-    return open_confirmed(rt, facts)
+    return open_confirmed(rt, facts, exists=known is not None)
 
 
-def open_confirmed(rt: Runtime, event: GateEvent) -> str | None:
-    """Create the request for a gate job GitLab shows waiting (`event`: GitLab's facts)."""
+def open_confirmed(rt: Runtime, event: GateEvent, exists: bool | None = None) -> str | None:
+    """Create the request for a gate job GitLab shows waiting (`event`: GitLab's facts).
+
+    `exists`: whether the job has a request already, when the caller has just looked."""
     loaded = rt.policy.current
     gate = loaded.policy.gate_for(event["project_path"], event["job_name"])
     if gate is None:
         log.info("no gate covers %s %s any more", event["project_path"], event["job_name"])
         return None
     fields = request_fields(event, gate, loaded.version, RequestState.PENDING)
-    if store.find_for_job(rt.db, event["project_id"], event["job_id"]) is None:
+    if exists is None:
+        exists = store.find_for_job(rt.db, event["project_id"], event["job_id"]) is not None
+    if not exists:
         fields.update(merge_request_facts(rt, gate, event))
         fields["evidence"] = gather_evidence(rt, loaded.policy, event)
     request, created = store.create(rt.db, fields)
-    if created:
-        newer = queries.newer_request_for_ref(rt.db, request)
-        if newer is not None:  # webhooks arrived out of order: this one is already stale
-            reason = superseded_by(newer)
-            store.close(rt.db, request.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,))
-            return request.id
+    same = queries.same_ref(rt.db, request) if created else None
+    if same is not None and same.newer is not None:
+        # Webhooks arrived out of order: this one is already stale.
+        reason = superseded_by(same.newer)
+        store.close(rt.db, request.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,))
+        return request.id
     # Only the run that created the request posts it: a concurrent duplicate must not post
     # twice. A post lost to a crash is re-sent by the sweep.
     if created and request.state == RequestState.PENDING:
-        post_request(rt, request)
-    if created:
-        supersede_older(rt, request)
+        post_request(rt, request, undecided=True)
+    if same is not None:
+        supersede_older(rt, request, same.older_pending)
     log.info(
         "approval request %s for %s job %s (new=%s)",
         request.id,
@@ -186,17 +205,28 @@ def gather_evidence(rt: Runtime, policy: Policy, event: GateEvent) -> str | None
     return gather(reads, target, policy.evidence, rollback_jobs=rollback_jobs).to_json()
 
 
-def post_request(rt: Runtime, request: ApprovalRequest) -> None:
-    """Post the request to its gate's channel and remember the message."""
+def post_request(
+    rt: Runtime, request: ApprovalRequest, slotted: bool = False, undecided: bool = False
+) -> None:
+    """Post the request to its gate's channel and remember the message. While the channel
+    cools down after a 429 the post waits for a slot (workers.pacing), which posts it;
+    `slotted`: this is that slot; `undecided`: just created, no decision to read."""
+    target = pacing.post_target(request.channel)
+    if pacing.defer_if_cooling(rt, pacing.POST, request, target, slotted):
+        return
     gate = gate_for_request(rt.policy.current.policy, request)
-    text, blocks = render(rt, request, gate)
+    text, blocks = render(rt, request, gate, undecided)
     try:
-        ts = rt.slack.post_message(request.channel, text, blocks)
+        ts = post_fallback.post_request_message(rt, request, text, blocks)
     except SlackError as exc:
+        pacing.answered(rt, target, slotted)
+        if pacing.defer_if_rate_limited(rt, pacing.POST, request, target, exc):
+            return
         if exc.error in PERMANENT_SLACK_ERRORS:
             why = slack_format(POST_FAILED, channel=request.channel, error=exc.error)
             tell_admins_once(rt, f"post:{request.channel}:{exc.error}", why)
         raise  # RQ retries; the sweep re-posts once the cause is fixed
+    pacing.answered(rt, target, slotted)
     store.set_message(rt.db, request.id, request.channel, ts)
     request.message_ts = ts
     writeback.schedule(rt, request)
@@ -220,10 +250,11 @@ def rejection_note(request: ApprovalRequest, rejected_by: str | None) -> str:
     )
 
 
-def supersede_older(rt: Runtime, newer: ApprovalRequest) -> None:
-    """A newer pipeline for the same project, ref and gate closes the older pending ones."""
+def supersede_older(rt: Runtime, newer: ApprovalRequest, pending: list[ApprovalRequest]) -> None:
+    """A newer pipeline for the same project, ref and gate closes the older pending ones
+    (`pending`: found when it opened; a request decided since is left as it is)."""
     reason = superseded_by(newer)
-    for older in queries.older_pending_for_ref(rt.db, newer):
+    for older in pending:
         closed = store.close(
             rt.db, older.id, RequestState.SUPERSEDED, reason, (RequestState.PENDING,)
         )
@@ -319,6 +350,8 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         raise  # RQ retries the job; the next run asks GitLab again before playing
     except JobChanged as exc:
         return confirm.job_changed(rt, before, exc)
+    except JobUnplayable as exc:
+        return play_failures.play_refused(rt, before, exc)
     except GitLabError as exc:
         reason = slack_format(PLAY_REFUSED, error=exc)
         closed = store.close(rt.db, request_id, RequestState.CLOSED, reason)
@@ -352,6 +385,7 @@ def finish_approved(rt: Runtime, request_id: str) -> str:
         entry.sequence if entry else None,
     )
     announce(rt, played, gate, note=signoff_note(played, approvers, entry))
+    rollback_replies.withdraw_older(rt, played)  # production moves on from older deployments
     return "played"
 
 

@@ -8,17 +8,21 @@ import signal
 import time
 from typing import Any
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from bot.logs import bind_request_id, clear_request_id, register_secrets
+from bot.logs import bind_request_id, clear_request_id, current_request_id, register_secrets
 from bot.policy_audit import start_policy_watch
-from bot.runtime import Runtime
+from bot.runtime import REDIS_HEALTH_CHECK_S, REDIS_TIMEOUT_S, Runtime
+from workers import pacing
 from workers.context import set_runtime
 from workers.maintenance import Ticker
 from workers.queue import REQUEST_ID_META, make_queue
+from workers.scheduler import ParentBoundScheduler
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +69,59 @@ class Worker(SimpleWorker):
         self.stop_signalled = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ 3.0's own, with a scheduler child that exits when this worker dies."""
+        self.scheduler = ParentBoundScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+        finally:
+            self.scheduler.release_locks()  # type: ignore[no-untyped-call]
+            self.scheduler.register_death()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         bind_job(job)
         try:
             super().execute_job(job, queue)
         finally:
             clear_request_id()
+
+
+class QuietRoutineJobs(logging.Filter):
+    """Drops RQ's INFO lines about routine work: the periodic sweep and reconciliation jobs
+    (dequeued, done, result kept) and its own registry cleaning (every 30 s). An idle worker
+    would otherwise log a few lines every sweep interval. What the sweep did, warnings and
+    errors are still logged."""
+
+    ROUTINE_JOBS = frozenset({"job:sweep", "job:reconcile"})
+    ROUTINE_LINES = ("cleaning registries for queue", "cleaning group registries")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        if current_request_id() in self.ROUTINE_JOBS:
+            return False
+        message = record.getMessage()
+        return not any(line in message for line in self.ROUTINE_LINES)
 
 
 class _Stop(Exception):
@@ -118,11 +169,14 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
     # SimpleWorker runs jobs in this process: the runtime (policy, engine, clients) is loaded
     # once, and a killed job is recovered from the database state machine, not by RQ.
     queue = make_queue(runtime.redis, RequestQueue)
+    logging.getLogger("rq.worker").addFilter(QuietRoutineJobs())
     watcher = start_policy_watch(runtime)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: runtime.policy.request_reload())
     ticker = Ticker(runtime, queue, every=runtime.settings.SWEEP_INTERVAL_SECONDS)
+    mover = pacing.Mover(runtime, queue)
     if not burst:
         ticker.start()
+        mover.start()
     try:
         while True:
             worker = new_worker(runtime, queue)
@@ -139,18 +193,34 @@ def run_worker(runtime: Runtime, burst: bool = False) -> int:
             # reconciliation and the sweep.
             with contextlib.suppress(Exception):
                 worker.stop_scheduler()  # type: ignore[no-untyped-call]
+            worker.connection.close()  # the next RQ worker gets a connection of its own
             log.error("lost Redis (%s); waiting for it to come back", reason)
             if not wait_for_redis(runtime):
                 return 0
     finally:
+        mover.stop()
         ticker.stop()
         watcher.stop()
+
+
+def blocking_connection(runtime: Runtime) -> Redis:
+    """RQ's own Redis client. RQ waits for a job with a blocking pop of up to its dequeue
+    timeout (worker TTL - 15 = 405 s) and raises the pool's socket timeout above that, but
+    only for connections made afterwards: on the runtime's client, whose connections time
+    out after 2 s, the idle worker logged "Timeout reading from socket" every few seconds
+    (and the jobs' later connections lost their short timeout). A pool of its own keeps
+    both right: no socket timeout here (RQ sets it above the blocking pop), 2 s for jobs."""
+    return Redis.from_url(
+        runtime.settings.REDIS_URL,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        health_check_interval=REDIS_HEALTH_CHECK_S,
+    )
 
 
 def new_worker(runtime: Runtime, queue: Queue) -> Worker:
     return Worker(
         [queue],
-        connection=runtime.redis,
+        connection=blocking_connection(runtime),
         serializer=JSONSerializer,
         queue_class=RequestQueue,
         log_job_description=False,

@@ -20,7 +20,7 @@ from bot import audit, reconcile
 from bot.runtime import Runtime
 from bot.store import queries, slack_guard
 from bot.store import requests as store
-from workers import anchoring, jobs, reminders, rollback
+from workers import anchoring, jobs, pacing, reminders, rollback
 from workers import queue as jobqueue
 from workers.context import runtime
 
@@ -78,7 +78,9 @@ def recover_plays(rt: Runtime) -> int:
 
 
 def repost(rt: Runtime) -> int:
-    lost = queries.unposted(rt.db)
+    # A post waiting for its slot (Slack rate limit) is not lost: its own job posts it.
+    waiting = pacing.waiting(rt, pacing.POST)
+    lost = [request for request in queries.unposted(rt.db) if request.id not in waiting]
     for request in lost:
         try:
             jobs.post_request(rt, store.get(rt.db, request.id))

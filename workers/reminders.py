@@ -78,7 +78,7 @@ def _escalate(rt: Runtime, policy: Policy, gate: Gate, request: ApprovalRequest)
     text = escalation_text(request, facts, hours, list(policy.admins))
     if gate.escalate_channel:
         try:
-            rt.slack.post_message(gate.escalate_channel, text, [])
+            rt.slack.post_message(gate.escalate_channel, text)
             return 1
         except SlackError as exc:
             log.error("cannot escalate %s to %s: %s", request.id, gate.escalate_channel, exc.error)

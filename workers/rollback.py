@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import approvals
+from bot import approvals, ledger
 from bot.approvals import Denied
-from bot.blocks import role_mentions
 from bot.deploy_events import DeployEvent, deploy_key
 from bot.evidence import gate_for_request
 from bot.gate_facts import ApprovedJob
@@ -23,8 +22,10 @@ from bot.store import requests as store
 from bot.store.models import ApprovalRequest
 from bot.store.rollbacks import RollbackState
 from workers import confirm, quorum
+from workers import rollback_replies as replies
 from workers.context import runtime
 from workers.jobs import deliver_audit
+from workers.rollback_replies import MESSAGE_COLUMNS, refresh
 from workers.support import approver_dicts, clicked_request, counted, judging, tell
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,7 @@ NEWER_DEPLOYMENT = (
     "this one back would undo the wrong release. Roll back from that pipeline's thread."
 )
 DEFAULT_JOB = "rollback:production"
-MESSAGE_COLUMNS: dict[Kind, rollbacks.MessageColumn] = {
-    "offer": "rollback_offer_ts",
-    "alert": "rollback_alert_ts",
-}
+MOVED_ON_STATES = (RollbackState.OFFERED, RollbackState.SUPERSEDED)
 
 
 @counted("rollbacks_total", "outcome")
@@ -64,12 +62,14 @@ def deployment_update(event: DeployEvent) -> str:
     )
     if deployed_elsewhere:
         return "other-environment"
+    if queries.newer_deployment(rt.db, request) is not None:
+        return "newer-deployment"  # production moved on: nothing to offer
     noted = rollbacks.note_deployment(rt.db, request.id, event["fact"])
     kind: Kind = "alert" if event["fact"] == "smoke_failed" else "offer"
     if noted is None or noted.message_ts is None or getattr(noted, MESSAGE_COLUMNS[kind]):
         return "not-news"
     gate = gate_for_request(rt.policy.current.policy, noted)
-    text, blocks = rollback_message(noted, kind, *_reply_parts(rt, noted, gate))
+    text, blocks = rollback_message(noted, kind, *replies.reply_parts(rt, noted, gate))
     try:
         ts = rt.slack.post_reply(
             noted.channel, noted.message_ts, text, blocks, broadcast=kind == "alert"
@@ -78,6 +78,9 @@ def deployment_update(event: DeployEvent) -> str:
         log.error("cannot offer the rollback of %s: %s", noted.id, exc.error)
         raise  # RQ retries the post: the reply is not recorded yet, so the retry posts it
     rollbacks.set_message(rt.db, noted.id, MESSAGE_COLUMNS[kind], ts)
+    if queries.newer_deployment(rt.db, noted) is not None:
+        # A newer gate was played while this reply was being posted: withdraw it at once.
+        replies.withdraw(rt, store.get(rt.db, noted.id))
     return kind
 
 
@@ -91,7 +94,8 @@ def rollback(click: dict[str, Any]) -> str:
     if request.rollback_state in (RollbackState.APPROVED, RollbackState.PLAYING):
         return finish_rollback(rt, request.id)
     newer = queries.newer_deployment(rt.db, request)
-    if newer is not None and request.rollback_state == RollbackState.OFFERED:
+    if newer is not None and request.rollback_state in MOVED_ON_STATES:
+        replies.withdraw(rt, request)  # an offer left behind is withdrawn now
         tell(rt, click, NEWER_DEPLOYMENT.format(pipeline=newer.pipeline_id))
         return "newer-deployment"
     judged = judging(rt, click, request)
@@ -135,6 +139,8 @@ def rollback(click: dict[str, Any]) -> str:
 
 def finish_rollback(rt: Runtime, request_id: str) -> str:
     """Play the pipeline's rollback job exactly once, then record it."""
+    with rt.db.sessions() as session:  # no rollback whose ledger record would be refused
+        ledger.require_verified_head(session, f"roll back {request_id}")
     before = store.get(rt.db, request_id)
     gate = gate_for_request(rt.policy.current.policy, before)
     name = gate.rollback.job if gate is not None else DEFAULT_JOB
@@ -194,45 +200,3 @@ def _voters(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> list[di
     rows = rollbacks.votes(rt.db, request.id)
     rules = approvals.rollback_gate(gate).require if gate is not None else ()
     return approver_dicts(rows, approvals.assign(rules, store.counted(rows)))
-
-
-def _reply_parts(
-    rt: Runtime, request: ApprovalRequest, gate: Gate | None, record: int | None = None
-) -> tuple[dict[str, str], list[str], dict[str, int]]:
-    """What the rollback replies show, whatever their kind: job names, who may roll back
-    and the ledger record (`facts`), who voted so far, and what is still missing."""
-    rows = rollbacks.votes(rt.db, request.id)
-    missing: dict[str, int] = {}
-    facts = {"record": str(record) if record else ""}
-    if gate is not None:
-        rules = approvals.rollback_gate(gate).require
-        missing = approvals.missing_roles(rules, approvals.assign(rules, store.counted(rows)))
-        may = gate.rollback.require
-        roles = [r.role for r in may] if may else approvals.gate_roles(gate)
-        done = {r.slack_user_id for r in rows}
-        facts.update(
-            job=gate.rollback.job,
-            smoke=gate.rollback.smoke_job,
-            who=role_mentions(rt.policy.current.policy, roles, done),
-        )
-    return facts, [r.slack_user_id for r in rows], missing
-
-
-def refresh(
-    rt: Runtime, request: ApprovalRequest, gate: Gate | None, record: int | None = None
-) -> None:
-    """Bring the rollback replies in line with the rollback's state (best effort)."""
-    posted = [
-        (kind, ts)
-        for kind, column in MESSAGE_COLUMNS.items()
-        if (ts := getattr(request, column)) is not None
-    ]
-    if not posted:
-        return
-    parts = _reply_parts(rt, request, gate, record)  # once for both replies
-    for kind, ts in posted:
-        text, blocks = rollback_message(request, kind, *parts)
-        try:
-            rt.slack.update_message(request.channel, ts, text, blocks)
-        except SlackError as exc:
-            log.warning("cannot update the rollback reply of %s: %s", request.id, exc.error)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec
 
 from bot import metrics
-from bot.approvals import ChangePerson, Clicker
+from bot.approvals import ChangePerson, Clicker, missing_roles
 from bot.blocks import ApprovalLine, request_message
 from bot.click_origin import from_request_message, from_rollback_message, not_its_message
 from bot.directory import identify_clicker
@@ -23,6 +23,8 @@ from bot.slack import SlackError, SlackUser
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, LedgerEntry, RequestState, utcnow
 from bot.store.models import Decision as DecisionRow
+from workers import pacing
+from workers.post_fallback import update_request_message
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -91,12 +93,18 @@ def approver_dicts(
     ]
 
 
-def render(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> tuple[str, list[Any]]:
+def render(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, undecided: bool = False
+) -> tuple[str, list[Any]]:
+    """The request's message; `undecided`: it was just created, so no decision to read yet."""
+    reasons = risk_reasons(gate, facts_of(request.evidence)) if gate is not None else []
+    if undecided:
+        missing = missing_roles(gate.require, {}) if gate is not None else {}
+        return request_message(request, [], missing, reasons, [])
     rows, assignment, missing = store.progress(rt.db, request.id, gate)
     lines = [
         ApprovalLine(r.slack_user_id, assignment.get(r.slack_user_id), r.decided_at) for r in rows
     ]
-    reasons = risk_reasons(gate, facts_of(request.evidence)) if gate is not None else []
     revoked = [
         (r.slack_user_id, r.reason or "") for r in store.revoked_approvals(rt.db, request.id)
     ]
@@ -149,17 +157,29 @@ def signoff_note(
     )
 
 
-def refresh_message(rt: Runtime, request: ApprovalRequest, gate: Gate | None) -> None:
-    """Bring the Slack message in line with the request's state (best effort, logged)."""
+def refresh_message(
+    rt: Runtime, request: ApprovalRequest, gate: Gate | None, slotted: bool = False
+) -> None:
+    """Bring the Slack message in line with the request's state (best effort, logged).
+    While the message cools down after a 429 the update waits for a slot (workers.pacing);
+    `slotted`: this is that slot."""
     if request.message_ts is None:
+        return
+    target = pacing.update_target(request.channel, request.message_ts)
+    if pacing.defer_if_cooling(rt, pacing.REFRESH, request, target, slotted):
         return
     if gate is None:
         gate = gate_for_request(rt.policy.current.policy, request)
     text, blocks = render(rt, request, gate)
     try:
-        rt.slack.update_message(request.channel, request.message_ts, text, blocks)
+        update_request_message(rt, request, text, blocks)
     except SlackError as exc:
+        pacing.answered(rt, target, slotted)
+        if pacing.defer_if_rate_limited(rt, pacing.REFRESH, request, target, exc):
+            return
         log.error("cannot update the Slack message of %s: %s", request.id, exc.error)
+        return
+    pacing.answered(rt, target, slotted)
 
 
 def notify_thread(rt: Runtime, request: ApprovalRequest, text: str) -> None:

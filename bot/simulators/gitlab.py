@@ -93,6 +93,7 @@ class FakeGitLab(FakeServer):
         self.repositories: dict[int, FakeRepository] = {}
         self.merge_requests: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
+        self.refused_statuses: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
@@ -522,6 +523,12 @@ class FakeGitLab(FakeServer):
         if pattern.startswith("/statuses"):
             if data.get("state") not in ("pending", "running", "success", "failed", "canceled"):
                 return {"message": "400 Bad request - state does not have a valid value"}, 400
+            refused = refused_status_transition(
+                self._open_status(project["id"], target, data), str(data["state"])
+            )
+            if refused is not None:
+                self.refused_statuses.append({"sha": target, **data})
+                return {"message": refused}, 400
             status = {
                 "id": len(self.statuses) + 1,
                 "sha": target,
@@ -539,6 +546,22 @@ class FakeGitLab(FakeServer):
         }
         self.notes.append(note)
         return note, 201
+
+    def _open_status(
+        self, project_id: int, sha: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The status GitLab would update: the same commit, name and pipeline, still pending or
+        running (a finished one is kept and a new status created, as GitLab does)."""
+        name = data.get("name") or "default"
+        for status in reversed(self.statuses):
+            if (
+                status["project_id"] == project_id
+                and status["sha"] == sha
+                and (status.get("name") or "default") == name
+                and status.get("pipeline_id") == data.get("pipeline_id")
+            ):
+                return status if status["state"] in ("pending", "running") else None
+        return None
 
     def _lists(
         self, pattern: str, project: dict[str, Any], found: re.Match[str], call: Call
@@ -668,3 +691,21 @@ class FakeGitLab(FakeServer):
         if scopes:
             jobs = [j for j in jobs if j["status"] in scopes]
         return [self._job_json(j) for j in jobs], 200
+
+
+# GitLab's commit status events (Ci::CreateCommitStatusService#update_status): pending is
+# `enqueue!`, running `enqueue` then `run!`; each raises on a state it cannot leave that way.
+_STATUS_EVENTS = {"pending": ("enqueue", ("pending", "running")), "running": ("run", ("running",))}
+
+
+def refused_status_transition(current: dict[str, Any] | None, state: str) -> str | None:
+    """GitLab's 400 message for posting `state` over the open status `current`, or None."""
+    if current is None or state not in _STATUS_EVENTS:
+        return None
+    event, refused_from = _STATUS_EVENTS[state]
+    if current["state"] not in refused_from:
+        return None
+    return (
+        f"Cannot transition status via :{event} from :{current['state']} "
+        f'(Reason(s): Status cannot transition via "{event}")'
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from bot.blockkit_limits import message_problems
 from bot.simulators.server import FakeServer, FaultBook, FaultRule, json_response
 from bot.simulators.slack_signing import (
     block_actions_body,
@@ -89,6 +90,8 @@ class FakeSlack(FakeServer):
         self.token = token
         self.workspace = SlackWorkspace(channels)
         self.rate_limit_per_channel = rate_limit_per_channel
+        # The channels `rate_limit_per_channel` applies to; None: every channel.
+        self.rate_limited_channels: set[str] | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._faults = FaultBook()
@@ -100,6 +103,7 @@ class FakeSlack(FakeServer):
         self.unexpected: list[Call] = []
         self.responses: list[ResponseUrlPost] = []
         self._last_post: dict[str, float] = {}
+        self._refuse: tuple[Callable[[list[Any]], bool], str] | None = None
 
     # ------------------------------------------------------------------ setup
     @property
@@ -201,6 +205,25 @@ class FakeSlack(FakeServer):
             )
         )
 
+    def refuse_blocks(
+        self, when: Callable[[list[Any]], bool] | None = None, *, error: str = "invalid_blocks"
+    ) -> None:
+        """Answer `{"ok": false, "error": error}` to chat.postMessage and chat.update calls
+        whose blocks break Slack's Block Kit limits (bot.blockkit_limits), as Slack does,
+        or (with `when`) whose blocks `when` says to refuse. Until reset()."""
+        self._refuse = (when or (lambda _blocks: False), error)
+
+    def _refused(self, method: str, params: dict[str, Any]) -> str | None:
+        if self._refuse is None or method not in ("chat.postMessage", "chat.update"):
+            return None
+        if "blocks" not in params:
+            return None
+        blocks = params["blocks"]
+        when, error = self._refuse
+        if not isinstance(blocks, list) or when(blocks):
+            return error
+        return error if message_problems(str(params.get("text", "")), blocks) else None
+
     def delay(self, method: str, seconds: float, *, times: int | None = None) -> None:
         """Sleep `seconds` before answering `method` (default: every call)."""
         self._delays.add(FaultRule(matches=lambda key: key == method, times=times, delay=seconds))
@@ -278,6 +301,10 @@ class FakeSlack(FakeServer):
             with self._lock:
                 self.unexpected.append(call)
             return self._finish(call, {"ok": False, "error": "unknown_method"})
+        refused = self._refused(method, call.params)
+        if refused is not None:
+            call.faulted = True
+            return self._finish(call, {"ok": False, "error": refused})
         if method == "chat.postMessage" and self._over_rate_limit(call.params):
             call.faulted = True
             return self._finish(
@@ -334,6 +361,8 @@ class FakeSlack(FakeServer):
         if not self.rate_limit_per_channel:
             return False
         channel = dm_channel_for(str(params.get("channel", "")))
+        if self.rate_limited_channels is not None and channel not in self.rate_limited_channels:
+            return False
         now = time.monotonic()
         with self._lock:
             last = self._last_post.get(channel)

@@ -39,6 +39,8 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
     SUPERSEDED = "superseded"
     CLOSED = "closed"
+    # GitLab refused the play for good (still manual): no sign-off; an admin may retry it.
+    PLAY_FAILED = "play_failed"
 
 
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED, RequestState.PLAYING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from bot.store.db import Database
 from bot.store.models import ApprovalRequest, RequestState, utcnow
 from bot.store.plays import GATE_PLAY, Play
 from bot.store.requests import PLAY_LEASE
-from bot.store.rollbacks import ROLLBACK_PLAY
+from bot.store.rollbacks import ROLLBACK_PLAY, RollbackState
 
 # An approved request not claimed within this long lost its worker (a claim takes ms).
 APPROVED_GRACE = timedelta(seconds=20)
@@ -78,6 +79,25 @@ def newer_deployment(db: Database, request: ApprovalRequest) -> ApprovalRequest 
     return max(found, key=lambda r: r.played_at or played_at, default=None)
 
 
+def offered_before(db: Database, newer: ApprovalRequest) -> list[ApprovalRequest]:
+    """Rollbacks still offered for gates of the same project and environment played before
+    `newer`: production has moved on from them."""
+    played_at = newer.played_at
+    if played_at is None:
+        return []
+    return _requests(
+        db,
+        ApprovalRequest.project_id == newer.project_id,
+        ApprovalRequest.environment == newer.environment
+        if newer.environment is not None
+        else ApprovalRequest.environment.is_(None),
+        ApprovalRequest.state == RequestState.PLAYED,
+        ApprovalRequest.rollback_state == RollbackState.OFFERED,
+        ApprovalRequest.played_at < played_at,
+        ApprovalRequest.id != newer.id,
+    )
+
+
 def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]:
     now = now or utcnow()
     return _requests(
@@ -88,32 +108,37 @@ def unposted(db: Database, now: datetime | None = None) -> list[ApprovalRequest]
     )
 
 
-def older_pending_for_ref(db: Database, newer: ApprovalRequest) -> list[ApprovalRequest]:
-    """Pending requests of earlier pipelines for the same project, ref and gate job name."""
-    return _requests(
+@dataclass(frozen=True)
+class SameRef:
+    """The requests of other pipelines for a request's project, ref and gate job name."""
+
+    newer: ApprovalRequest | None  # the latest of later pipelines, if any
+    older_pending: list[ApprovalRequest]  # pending requests of earlier pipelines
+
+
+def same_ref(db: Database, request: ApprovalRequest) -> SameRef:
+    """A newer request for the ref, and the older pending ones, in one query.
+
+    Read after the request's own commit, so of two racing pipelines at least the later
+    reader sees the other."""
+    rows = _requests(
         db,
-        ApprovalRequest.project_id == newer.project_id,
-        ApprovalRequest.ref == newer.ref,
-        ApprovalRequest.job_name == newer.job_name,
-        ApprovalRequest.pipeline_id < newer.pipeline_id,
-        ApprovalRequest.state == RequestState.PENDING,
+        ApprovalRequest.project_id == request.project_id,
+        ApprovalRequest.ref == request.ref,
+        ApprovalRequest.job_name == request.job_name,
+        or_(
+            ApprovalRequest.pipeline_id > request.pipeline_id,
+            and_(
+                ApprovalRequest.pipeline_id < request.pipeline_id,
+                ApprovalRequest.state == RequestState.PENDING,
+            ),
+        ),
     )
-
-
-def newer_request_for_ref(db: Database, request: ApprovalRequest) -> ApprovalRequest | None:
-    """A request of a later pipeline for the same project, ref and gate, if one exists."""
-    with db.transaction() as session:
-        return session.execute(
-            select(ApprovalRequest)
-            .where(
-                ApprovalRequest.project_id == request.project_id,
-                ApprovalRequest.ref == request.ref,
-                ApprovalRequest.job_name == request.job_name,
-                ApprovalRequest.pipeline_id > request.pipeline_id,
-            )
-            .order_by(ApprovalRequest.pipeline_id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+    newer = [r for r in rows if r.pipeline_id > request.pipeline_id]
+    return SameRef(
+        newer=max(newer, key=lambda r: r.pipeline_id) if newer else None,
+        older_pending=[r for r in rows if r.pipeline_id < request.pipeline_id],
+    )
 
 
 def pending_posted(db: Database) -> list[ApprovalRequest]:

@@ -3,6 +3,7 @@
 (played gate) ─(deployed / smoke test failed)─▶ offered ─(rollback quorum)─▶ approved
     ─(claim)─▶ playing ─▶ played (ledger `rollback` entry, audit-API outbox message)
                       └─▶ failed (no rollback job waiting: nothing was played)
+offered ─(a newer gate of the project and environment played)─▶ superseded (offer withdrawn)
 
 The claim is a conditional UPDATE only one transaction can win, with a lease so a worker
 that died mid-play is taken over, exactly as for the gate itself.
@@ -37,6 +38,8 @@ class RollbackState(StrEnum):
     PLAYING = "playing"
     PLAYED = "played"
     FAILED = "failed"
+    # A newer deployment is out: rolling this one back would undo the wrong release.
+    SUPERSEDED = "superseded"
 
 
 def played_request(db: Database, project_id: int, pipeline_id: int) -> ApprovalRequest | None:
@@ -69,6 +72,16 @@ def note_deployment(
             setattr(request, column, utcnow())
         if request.rollback_state is None:
             request.rollback_state = RollbackState.OFFERED
+        return request
+
+
+def withdraw(db: Database, request_id: str) -> ApprovalRequest | None:
+    """offered → superseded (a newer deployment is out); None when it was not offered."""
+    with db.transaction() as session:
+        request = lock(session, request_id)
+        if request.rollback_state != RollbackState.OFFERED:
+            return None
+        request.rollback_state = RollbackState.SUPERSEDED
         return request
 
 

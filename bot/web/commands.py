@@ -17,6 +17,7 @@ from bot.outside_text import (
 )
 from bot.policy import Gate, Policy
 from bot.runtime import Runtime
+from bot.slack import SlackRateLimited, SlackUnavailable
 from bot.store import requests as store
 from bot.store.models import ApprovalRequest, RequestState, utcnow
 from bot.web import failed_jobs
@@ -28,6 +29,8 @@ HELP = (
     "• `/approvals policy [project]` — who may approve each gate, or only the gates of a "
     "project (admins)\n"
     "• `/approvals failed` / `/approvals retry <job>` — jobs the bot gave up on (admins)\n"
+    "• `/approvals retry <request or pipeline id>` — play again a gate GitLab refused to "
+    "play, once GitLab allows it (admins)\n"
     "• `/approvals help` — this text"
 )
 NOT_ALLOWED = "Only policy admins and approvers may list pending approvals."
@@ -42,28 +45,39 @@ NO_GATE_FOR = "No gate of the policy (version `{version}`) covers project {proje
 # Slack shows at most 3000 characters in a section: every answer stays below that.
 MAX_TEXT = 3000
 MAX_MEMBERS_SHOWN = 25
+RATE_LIMITED = "Slack is rate-limiting us, please try `/approvals {command}` again in {seconds} s."
+SLACK_SLOW = "Slack did not answer in time ({error}); please try `/approvals {command}` again."
 ON_REJECT = {"cancel_pipeline": "cancel the pipeline", "leave": "leave the pipeline waiting"}
 
 
 def answer(rt: Runtime, user_id: str, text: str) -> str:
     words = text.strip().split()
     command = words[0].lower() if words else "help"
+    try:
+        return _dispatch(rt, user_id, command, words[1:])
+    except SlackRateLimited as exc:
+        return RATE_LIMITED.format(command=command, seconds=exc.retry_after)
+    except SlackUnavailable as exc:
+        return SLACK_SLOW.format(command=command, error=exc.error)
+
+
+def _dispatch(rt: Runtime, user_id: str, command: str, args: list[str]) -> str:
     if command == "whoami":
         return whoami(rt, user_id)
     if command == "pending":
         return pending(rt, user_id)
     if command == "policy":
-        return policy_view(rt, user_id, words[1] if len(words) > 1 else None)
+        return policy_view(rt, user_id, args[0] if args else None)
     if command == "failed":
         return failed_jobs.failed(rt, user_id)
     if command == "retry":
-        return failed_jobs.retry(rt, user_id, words[1] if len(words) > 1 else None)
+        return failed_jobs.retry(rt, user_id, args[0] if args else None)
     return HELP
 
 
 def whoami(rt: Runtime, user_id: str) -> str:
     policy = rt.policy.current.policy
-    roles = roles_of(policy, rt.slack, user_id)
+    roles = roles_of(policy, rt.slack, user_id, unsure_raises=True)
     admin = " You are a policy admin." if policy.is_admin(user_id) else ""
     held = ", ".join(sorted(roles)) if roles else "no approver role"
     head = f"You are {slack_user(user_id)}: {held}.{admin}"
@@ -86,7 +100,7 @@ def pending(rt: Runtime, user_id: str) -> str:
     loaded = rt.policy.current
     policy = loaded.policy
     admin = policy.is_admin(user_id)
-    roles = roles_of(policy, rt.slack, user_id)
+    roles = roles_of(policy, rt.slack, user_id, unsure_raises=True)
     if not admin and not roles:
         return NOT_ALLOWED
     rows = []

@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, Response, request
 from prometheus_client import Counter
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
 
 from bot import deploy_events
 from bot.deploy_events import DeployEvent
@@ -37,6 +37,7 @@ from bot.events import (
 from bot.policy import Gate, LoadedPolicy, Policy
 from bot.policy_secrets import Scope, scope_of
 from bot.web import job_hooks
+from bot.web.edge_claims import Claim, ClaimKind, ClaimScript, DeliverySeen, Outcome
 from bot.web.security import (
     WEBHOOK_ID,
     WEBHOOK_SIGNATURE,
@@ -255,18 +256,25 @@ def _route(
     key: str | None,
     scope: Scope,
 ) -> tuple[Response, int]:
+    """Two Redis round trips: one script claims the delivery and every gate and deployment
+    key (bot.web.edge_claims), one pipeline queues the jobs the claims lead to."""
     redis = ctx.runtime.redis
     delivery = DELIVERY_KEY.format(key) if key else None
     routing = Routing()
+    planned = [p for s in sightings if (p := _plan_gate(s, scope, routing)) is not None]
+    planned += [_plan_deploy(deploy, scope) for deploy in deploys]
     try:
-        if delivery is not None and not redis.set(delivery, "1", nx=True, ex=DELIVERY_TTL_S):
-            return _count("duplicate", answer(200, status="duplicate"))
-        for sighting in sightings:
-            sighting.event["scope"] = scope.to_json()
-            _route_gate(redis, ctx.queue, sighting, routing)
-        for deploy in deploys:
-            deploy["scope"] = scope.to_json()
-            _route_deploy(redis, ctx.queue, deploy, routing)
+        outcomes = _claims(redis).claim(
+            delivery, [p.claim for p in planned], DELIVERY_TTL_S, GATE_TTL_S
+        )
+    except DeliverySeen:
+        return _count("duplicate", answer(200, status="duplicate"))
+    except RedisError as exc:  # the script is atomic: nothing was claimed
+        log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
+        raise Unreachable from exc
+    calls = [p.call for p, o in zip(planned, outcomes, strict=True) if _taken(p, o, routing)]
+    try:
+        routing.queued = jobs.enqueue_all(ctx.queue, calls)
     except RedisError as exc:
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
         _forget(redis, [*routing.claimed, *([delivery] if delivery else [])], routing.restore)
@@ -278,7 +286,16 @@ def _route(
     return _ignored("; ".join(routing.reasons))
 
 
-def _route_gate(redis: Redis, queue: Queue, sighting: Sighting, routing: Routing) -> None:
+@dataclass(frozen=True)
+class Planned:
+    """A key to claim, the job to queue when the claim is taken, and why not when absent."""
+
+    claim: Claim
+    call: jobs.Call
+    absent_reason: str = ""
+
+
+def _plan_gate(sighting: Sighting, scope: Scope, routing: Routing) -> Planned | None:
     """Open a request for a waiting gate once; pass each later status change to the worker.
 
     The per-gate key (bot.events.gate_key) holds the last status seen, so GitLab's repeated
@@ -286,59 +303,60 @@ def _route_gate(redis: Redis, queue: Queue, sighting: Sighting, routing: Routing
     the bot's back) reach the worker, which confirms them with GitLab before acting.
     """
     event = sighting.event
+    event["scope"] = scope.to_json()
     key = gate_key(event)
     status = gate_status(event["pipeline_status"], event["job_status"])
     waiting = event["job_status"] == "manual" and event["pipeline_status"] not in FINISHED_PIPELINE
     if waiting and not sighting.can_open:
         routing.reasons.append("job events do not open requests; the pipeline event does")
-        return
-    if not waiting and event["job_status"] not in PLAYED_JOB and not redis.exists(key):
-        routing.reasons.append(
-            f"gate job {event['job_name']} is not waiting (status: {event['job_status']})"
-        )
-        return
-    previous = _swap(redis, key, status)
-    if previous == status:
-        routing.duplicates += 1
-        return
-    if previous is None:
-        routing.claimed.append(key)
-    else:
-        routing.restore.append((key, previous))
+        return None
     if waiting:
         job_id = f"open-{event['project_id']}-{event['job_id']}-{key.rsplit(':', 1)[1]}"
-        routing.queued.append(jobs.enqueue(queue, jobs.OPEN_REQUEST, dict(event), job_id).id)
-    else:
-        routing.queued.append(jobs.enqueue(queue, jobs.PIPELINE_UPDATE, dict(event)).id)
+        return Planned(
+            Claim(key, ClaimKind.ANY, status), jobs.Call(jobs.OPEN_REQUEST, dict(event), job_id)
+        )
+    call = jobs.Call(jobs.PIPELINE_UPDATE, dict(event))
+    if event["job_status"] in PLAYED_JOB:
+        return Planned(Claim(key, ClaimKind.ANY, status), call)
+    why = f"gate job {event['job_name']} is not waiting (status: {event['job_status']})"
+    return Planned(Claim(key, ClaimKind.EXISTING, status), call, why)
 
 
-def _swap(redis: Redis, key: str, status: str) -> str | None:
-    """Record `status` as the gate's last one; the one before it (atomic: GETSET)."""
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.getset(key, status)
-        pipe.expire(key, GATE_TTL_S)
-        raw = pipe.execute()[0]
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _route_deploy(redis: Redis, queue: Queue, deploy: DeployEvent, routing: Routing) -> None:
+def _plan_deploy(deploy: DeployEvent, scope: Scope) -> Planned:
     """A deployment fact (deployed, smoke test failed) is acted on once per pipeline."""
+    deploy["scope"] = scope.to_json()
     key = deploy_events.deploy_key(deploy)
-    if not redis.set(key, "1", nx=True, ex=GATE_TTL_S):
+    return Planned(Claim(key, ClaimKind.ONCE), jobs.Call(jobs.DEPLOYMENT_UPDATE, dict(deploy)))
+
+
+def _taken(planned: Planned, outcome: Outcome, routing: Routing) -> bool:
+    """Note what the claim found; True when its job is to be queued."""
+    if outcome.absent:
+        routing.reasons.append(planned.absent_reason)
+    elif outcome.duplicate:
         routing.duplicates += 1
-        return
-    routing.claimed.append(key)
-    routing.queued.append(jobs.enqueue(queue, jobs.DEPLOYMENT_UPDATE, dict(deploy)).id)
+    elif outcome.previous is None:
+        routing.claimed.append(planned.claim.key)
+    else:
+        routing.restore.append((planned.claim.key, outcome.previous))
+    return outcome.taken
+
+
+@lru_cache(maxsize=4)
+def _claims(redis: Redis) -> ClaimScript:
+    return ClaimScript(redis)
 
 
 def _forget(redis: Redis, keys: list[str], restore: list[tuple[str, str]]) -> None:
     """A delivery not taken is not remembered: its spooled re-submission (or a resend) is
     processed."""
     try:
-        if keys:
-            redis.delete(*keys)
-        for key, previous in restore:
-            redis.set(key, previous, ex=GATE_TTL_S)
+        with redis.pipeline(transaction=True) as pipe:
+            if keys:
+                pipe.delete(*keys)
+            for key, previous in restore:
+                pipe.set(key, previous, ex=GATE_TTL_S)
+            pipe.execute()
     except RedisError:
         log.warning("could not forget %d keys after a failed delivery", len(keys) + len(restore))
 

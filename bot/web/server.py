@@ -1,21 +1,24 @@
 """`approval-bot web`: the Flask app under gunicorn (threads, graceful SIGTERM drain).
 
 The worker class is bot.web.edge_worker.EdgeWorker: gthread, except that requests are read
-whole in the event loop (within EdgeLimits) before a thread serves them.
+whole in the event loop (within EdgeLimits) before a thread serves them. The app is built by
+`load_app` in each worker process (bot.web.serve), so this module imports no more than gunicorn
+needs: the master process stays small.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
-from bot.runtime import Runtime
-from bot.settings import Settings
 from bot.web.edge_worker import EdgeLimits, EdgeWorker
+
+if TYPE_CHECKING:
+    from flask import Flask
+
 
 GRACEFUL_TIMEOUT_S = 30
 
@@ -35,15 +38,14 @@ class JsonLogger(GunicornLogger):  # type: ignore[misc]
 class WebServer(BaseApplication):  # type: ignore[misc]
     def __init__(
         self,
-        app: Flask,
+        load_app: Callable[[], Flask],
         host: str,
         port: int,
         workers: int,
         threads: int,
-        on_fork: Callable[[], None] | None = None,
         limits: EdgeLimits | None = None,
     ) -> None:
-        self._app = app
+        self._load_app = load_app  # called in each worker process (gunicorn does not preload)
         self.edge_limits = limits or EdgeLimits()  # read by each EdgeWorker
         self._options: dict[str, Any] = {
             "bind": f"{host}:{port}",
@@ -61,7 +63,6 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "approval-bot-web",
             # No gunicornc control socket: a shared default path would clash between instances.
             "control_socket_disable": True,
-            "post_fork": lambda _server, _worker: on_fork() if on_fork else None,
         }
         super().__init__()
 
@@ -70,35 +71,4 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return self._app
-
-
-def edge_limits(settings: Settings) -> EdgeLimits:
-    return EdgeLimits(
-        max_body_bytes=settings.MAX_BODY_BYTES,
-        header_timeout_s=settings.HTTP_HEADER_TIMEOUT_SECONDS,
-        body_timeout_s=settings.HTTP_BODY_TIMEOUT_SECONDS,
-    )
-
-
-def worker_setup(runtime: Runtime, app: Flask | None = None) -> Callable[[], None]:
-    """What each new gunicorn worker does first: its own connections, policy watcher and
-    (with `app`) the drainer of the webhook spool.
-
-    Connections must not be shared across the fork. Gunicorn restarts its workers on
-    SIGHUP, and a new worker re-reads the policy at once.
-    """
-
-    def setup() -> None:
-        from bot.policy_audit import start_policy_watch
-
-        runtime.db.engine.dispose(close=False)
-        runtime.redis.connection_pool.reset()
-        runtime.policy.request_reload()
-        start_policy_watch(runtime)
-        if app is not None:
-            from bot.web.spool_drain import start_drainer
-
-            start_drainer(app)
-
-    return setup
+        return self._load_app()

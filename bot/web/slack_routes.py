@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,7 +16,7 @@ from bot import approvals, blocks
 from bot.click_origin import from_request_message, not_its_message
 from bot.directory import roles_of
 from bot.evidence import gate_for_request
-from bot.slack import NO_PARSING, SlackError
+from bot.slack import NO_PARSING, SlackClient, SlackError, SlackRateLimited, SlackUnavailable
 from bot.store import requests as store
 from bot.store import slack_guard
 from bot.store.models import ApprovalRequest, RequestState
@@ -36,6 +37,11 @@ UNKNOWN_REQUEST = "This approval request is unknown to the bot."
 NO_GATE = "No gate in the current policy covers this job."
 NOT_PENDING = "This request is already {state}; it can no longer be rejected."
 MODAL_FAILED = "Slack did not open the rejection form ({error}); please click Reject again."
+RATE_LIMITED = "Slack is rate-limiting us, click Reject again in {seconds} s."
+SLACK_SLOW = "Slack did not answer in time ({error}); please click Reject again."
+# Every Slack call made while answering a Slack request, together, ends within this budget
+# (no retries): the answer must reach Slack inside its 3 seconds, and a trigger_id dies then.
+SLACK_BUDGET_S = 2.0
 NOT_OUR_FORM = (
     "This rejection form was not opened by approval-bot for you on this request; close it "
     "and click Reject on the request's message."
@@ -150,30 +156,43 @@ def _open_reject_modal(ctx: Edge, click: dict[str, Any], trigger_id: str) -> Res
         request_row: ApprovalRequest | None = store.get(ctx.runtime.db, click["request_id"])
     except store.RequestNotFound:
         request_row = None
-    refusal = _reject_refusal(ctx, click, request_row)
-    if refusal is None and request_row is not None:
-        view = blocks.reject_modal(
-            request_row.id, request_row.project_path, request_row.pipeline_id
-        )
-        try:
-            view_id = ctx.runtime.slack.open_view(trigger_id, view)
-        except SlackError as exc:
-            refusal = MODAL_FAILED.format(error=exc.error)
-        else:
-            # The submission carries no message: it counts only for the form opened here.
-            if view_id:
-                slack_guard.record_view(ctx.runtime.db, view_id, request_row.id, click["user_id"])
+    slack = ctx.runtime.slack.within(SLACK_BUDGET_S)
+    try:
+        refusal = _reject_refusal(ctx, slack, click, request_row)
+        if refusal is None and request_row is not None:
+            _open_modal(ctx, slack, click, request_row, trigger_id)
             INTERACTIONS.labels("reject", "modal").inc()
             return Response(status=200)
+    except SlackRateLimited as exc:
+        refusal = RATE_LIMITED.format(seconds=exc.retry_after)
+    except SlackUnavailable as exc:
+        refusal = SLACK_SLOW.format(error=exc.error)
+    except SlackError as exc:
+        refusal = MODAL_FAILED.format(error=exc.error)
     jobs.enqueue(ctx.queue, jobs.NOTIFY, {**click, "text": refusal})
     INTERACTIONS.labels("reject", "refused").inc()
     return Response(status=200)
 
 
+def _open_modal(
+    ctx: Edge,
+    slack: SlackClient,
+    click: dict[str, Any],
+    request_row: ApprovalRequest,
+    trigger_id: str,
+) -> None:
+    view = blocks.reject_modal(request_row.id, request_row.project_path, request_row.pipeline_id)
+    view_id = slack.open_view(trigger_id, view)
+    # The submission carries no message: it counts only for the form opened here.
+    if view_id:
+        slack_guard.record_view(ctx.runtime.db, view_id, request_row.id, click["user_id"])
+
+
 def _reject_refusal(
-    ctx: Edge, click: dict[str, Any], request_row: ApprovalRequest | None
+    ctx: Edge, slack: SlackClient, click: dict[str, Any], request_row: ApprovalRequest | None
 ) -> str | None:
-    """Why this user may not reject now (None: they may). The worker checks again."""
+    """Why this user may not reject now (None: they may). The worker checks again. A user
+    group Slack cannot read now raises SlackUnavailable: the user is asked to click again."""
     if request_row is None:
         return UNKNOWN_REQUEST
     if not from_request_message(click, request_row):
@@ -187,7 +206,7 @@ def _reject_refusal(
     clicker = approvals.Clicker(
         slack_user_id=click["user_id"],
         email=None,
-        roles=roles_of(policy, ctx.runtime.slack, click["user_id"]),
+        roles=roles_of(policy, slack, click["user_id"], unsure_raises=True),
         is_admin=policy.is_admin(click["user_id"]),
     )
     denied = approvals.decide_rejection(gate, clicker)
@@ -236,6 +255,7 @@ def slash_commands() -> tuple[Response, int]:
     user_id = form.get("user_id", "")
     if not user_id:
         return error(400, "user_id missing")
-    text = commands.answer(ctx.runtime, user_id, form.get("text", ""))
+    bounded = replace(ctx.runtime, slack=ctx.runtime.slack.within(SLACK_BUDGET_S))
+    text = commands.answer(bounded, user_id, form.get("text", ""))
     INTERACTIONS.labels("command", "answered").inc()
     return answer(200, response_type="ephemeral", text=text, parse=NO_PARSING)

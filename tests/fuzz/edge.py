@@ -34,6 +34,7 @@ POLICY_PATH = ROOT / "tests" / "fixtures" / "approvers.yml"
 PIPELINE_HOOK_PATH = ROOT / "tests" / "fixtures" / "pipeline_hook.json"
 
 REDIS_URL = redis_db_url(8)  # this suite's own Redis database, and no other
+REDIS_DB = int(REDIS_URL.rsplit("/", 1)[1])  # 8, or this xdist worker's copy of it
 WEBHOOK_SECRET = "gitlab-webhook-secret-for-fuzz"
 SIGNING_SECRET = "slack-signing-secret-for-fuzz"
 SLACK_TOKEN = "xoxb-test-token"
@@ -243,8 +244,8 @@ class Edge:
 
     # -- state of the world -------------------------------------------------------
     def reset_redis(self) -> None:
-        """Forget gate claims, deliveries, replays and queued jobs (DB 8 only)."""
-        assert self.redis.connection_pool.connection_kwargs.get("db") == 8
+        """Forget gate claims, deliveries, replays and queued jobs (the suite's DB only)."""
+        assert self.redis.connection_pool.connection_kwargs.get("db") == REDIS_DB
         self.redis.flushdb()
 
     def queue_length(self) -> int:

@@ -14,11 +14,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import redis
 import requests
+from rq import Worker as RqWorker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from bot.sandbox.env import Credentials
 from bot.sandbox.env import bot_env as sandbox_env
@@ -32,6 +39,7 @@ from bot.simulators.slack_signing import (
     slash_command_body,
     view_submission_payload,
 )
+from workers.queue import make_queue
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 WEBHOOK_SECRET = "gitlab-webhook-secret-for-tests"
@@ -62,6 +70,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# RQ job statuses after which a job does nothing more (a failed job due a retry is "scheduled").
+JOB_DONE = frozenset({"finished", "failed", "stopped", "canceled"})
+REQUEST_ID_HEADER = "X-Request-Id"
+SWEEP_JOB_ID = "sweep"  # the id the worker's ticker gives every sweep (workers/maintenance.py)
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -133,7 +147,7 @@ class Bot:
     def _ready(self) -> bool:
         try:
             return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
             return False
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -155,6 +169,56 @@ class Bot:
 
     def stop_all(self) -> dict[str, int]:
         return {name: self.stop(name) for name in list(self.processes)}
+
+    def jobs_of(self, answer: requests.Response) -> dict[str, str]:
+        """job id -> RQ status of every job the HTTP request behind `answer` led to (the jobs
+        it queued, and the jobs those queued: all carry its X-Request-Id in their meta)."""
+        request_id = answer.headers[REQUEST_ID_HEADER]
+        found: dict[str, str] = {}
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            for key in client.scan_iter("rq:job:*", count=500):
+                job_id = key.decode().removeprefix("rq:job:")
+                if ":" in job_id:  # rq:job:<id>:dependents and the like, not a job
+                    continue
+                meta, status = client.hmget(key, ["meta", "status"])
+                if meta and json.loads(meta).get("request_id") == request_id:
+                    found[job_id] = (status or b"").decode()
+        return found
+
+    def jobs_done(self, *answers: requests.Response, timeout: float = 20) -> None:
+        """Wait until the worker has finished every job these HTTP requests led to: the
+        positive signal before asserting that something did NOT happen."""
+        for answer in answers:
+
+            def done(answer: requests.Response = answer) -> bool:
+                jobs = self.jobs_of(answer)
+                return bool(jobs) and set(jobs.values()) <= JOB_DONE
+
+            what = f"the jobs of {answer.request.method} {answer.request.path_url} to finish"
+            wait_until(done, timeout, what)
+
+    def queue_idle(self) -> bool:
+        """Nothing queued and no job running on the bot's queue (the sweep included)."""
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            queue = make_queue(client)
+            return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0
+
+    def sweep_finished_since(self, moment: datetime) -> bool:
+        """A sweep (expiry, orphaned plays, lost posts) started after `moment` has finished."""
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            try:
+                job = Job.fetch(SWEEP_JOB_ID, connection=client, serializer=JSONSerializer)
+            except NoSuchJobError:
+                return False
+            started = job.started_at
+            if started is not None and started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            return job.get_status() == "finished" and started is not None and started > moment
+
+    def workers_listening(self) -> int:
+        """How many RQ workers are registered on the bot's queue (each then takes jobs)."""
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            return int(RqWorker.count(queue=make_queue(client)))
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"

@@ -156,7 +156,7 @@ def test_web_starts_without_redis_and_reports_not_ready(tmp_path: Path) -> None:
         def up() -> bool:
             try:
                 return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # the worker may still be booting
                 return False
 
         wait_until(up, 60, "the web process")

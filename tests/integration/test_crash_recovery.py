@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -47,14 +48,26 @@ def test_sigkill_at_every_step(live: Bot) -> None:
     live.slack.delay("chat.update", 8)
     for name in ("worker2", "worker3", "worker4"):
         live.start(name, "worker")
-    time.sleep(2)
+    wait_until(lambda: live.workers_listening() == 4, 30, "four workers on the queue")
+    updates_before = len(live.slack.calls_to("chat.update"))
     for request_id, _ in gates.values():
         live.click(CO, "approve", request_id)
     live.click(RM, "rollback", rollback_id)
     wait_until(lambda: live.gitlab.play_count(gates["after-record"][1]) == 1, 15, "a play")
     wait_until(lambda: live.gitlab.calls_to("POST", rf"/jobs/{after_play_job}/play"), 15, "play")
     wait_until(lambda: live.gitlab.calls_to("POST", rf"/jobs/{rollback_job}/play"), 15, "rollback")
-    time.sleep(1.5)  # the third worker is inside chat.update, after the sign-off
+    # The worker of the gate to kill "after-record" is inside chat.update, after the sign-off.
+    signed_off = live.message_with_button("approve", gates["after-record"][0])
+    assert signed_off is not None
+    wait_until(
+        lambda: [
+            c
+            for c in live.slack.calls_to("chat.update")[updates_before:]
+            if c.params.get("ts") == signed_off[1]
+        ],
+        15,
+        "the sign-off's message update",
+    )
     killed_at = time.monotonic()
     for name in ("worker", "worker2", "worker3", "worker4"):
         live.stop(name, signal.SIGKILL)
@@ -74,7 +87,10 @@ def test_sigkill_at_every_step(live: Bot) -> None:
         "the rollback entry",
     )
     assert time.monotonic() - killed_at < 120
-    time.sleep(3)
+    # A killed job may stay "started" until RQ cleans up; the sweep takes orphaned plays up
+    # again: once a whole sweep ran after the recovery, any second play would have happened.
+    recovered = datetime.now(UTC)
+    wait_until(lambda: live.sweep_finished_since(recovered), 30, "a sweep after the recovery")
     assert live.gitlab.play_count(rollback_job) == 1
     assert len([r for r in live.ledger() if r["kind"] == "rollback"]) == 1
     records = [r for r in live.ledger() if r["kind"] == "signoff"]

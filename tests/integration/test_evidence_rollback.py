@@ -69,7 +69,11 @@ def test_risky_migration_needs_the_extra_approver_and_rollback_plays_once(live: 
     assert alert["reply_broadcast"] in (True, "true", "1")
     assert "rollback" in str(alert["blocks"])
     assert "<@U0RM00001>" in str(alert["blocks"])
-    wait_until(lambda: thread_replies(live, "Deployed to"), 15, "the rollback offer")
+    # Ravi triggered it, so the policy would refuse him: "who may roll back" leaves him out.
+    assert "<@U0RM00002>" not in str(alert["blocks"])
+    offer = wait_until(lambda: thread_replies(live, "Deployed to"), 15, "the rollback offer")[-1]
+    who = "Who may roll back: <@U0DBA0001> <@U0RM00001> <!subteam^S0RELEASE>"
+    assert who in str(offer["blocks"])
 
     # The triggerer may not roll back, nor may an outsider; a release manager may, once.
     assert live.click(RM2, "rollback", request_id).status_code == 200
@@ -147,7 +151,7 @@ def test_two_people_rolling_back_at_once_play_the_job_once(live: Bot) -> None:
     live.gitlab.wait_for("POST", rf"/jobs/{rollback_job}/play", timeout=15)
     replies = [live.wait_response(f"{user}-rollback") for user in (RM, RM2)]
     assert any("Rolling back now" in r for r in replies), replies
-    time.sleep(1)  # a second play would have happened by now
+    live.jobs_done(*answers)  # both clicks' jobs are over: no second play can follow
     assert live.gitlab.play_count(rollback_job) == 1
     entries = [e for e in live.ledger() if e["kind"] == "rollback" and e["job_id"] == rollback_job]
     assert len(entries) == 1
@@ -194,10 +198,8 @@ def test_a_rollback_job_gitlab_will_not_list_fails_cleanly(live: Bot) -> None:
     assert not [e for e in live.ledger() if e["kind"] == "rollback" and e["job_id"] == rollback_job]
 
 
-def test_an_older_deployment_cannot_be_rolled_back_once_a_newer_one_is_out(live: Bot) -> None:
-    """Regression: an old thread's Roll back would play an old pipeline's rollback job
-    against a production that had moved on."""
-    event, request_id, rollback_job = _played(live)
+def _play_newer(live: Bot, event: dict[str, Any]) -> None:
+    """A newer pipeline of the same project, approved and its gate played."""
     newer = json.loads(json.dumps(event))
     newer["object_attributes"]["id"] += 100
     newer["builds"] = [{**b, "id": b["id"] + 1000} for b in event["builds"]]
@@ -218,8 +220,44 @@ def test_an_older_deployment_cannot_be_rolled_back_once_a_newer_one_is_out(live:
     approve_all(live, newer_id, RM)
     newer_gate = next(b["id"] for b in newer["builds"] if b["name"] == "compliance-gate")
     live.gitlab.wait_for("POST", rf"/jobs/{newer_gate}/play", timeout=15)
-    assert live.webhook(deployed_event(live, event, "failed")).status_code == 202
-    wait_until(lambda: thread_replies(live, "Smoke test"), 15, "the old pipeline's alert")
+
+
+def test_an_older_deployment_cannot_be_rolled_back_once_a_newer_one_is_out(live: Bot) -> None:
+    """Regression: an old thread's Roll back would play an old pipeline's rollback job
+    against a production that had moved on; and the old thread kept offering it (#17)."""
+    event, request_id, rollback_job = _played(live)
+    assert live.webhook(deployed_event(live, event, "success")).status_code == 202
+    offer = wait_until(lambda: thread_replies(live, "Deployed to"), 15, "the offer")[-1]
+    assert "rollback" in str(offer["blocks"])  # the button, while this deployment is out
+
+    _play_newer(live, event)
+    withdrawn = live.message_update("Roll back withdrawn")
+    assert "production has moved on" in str(withdrawn["blocks"])
+    assert '"action_id": "rollback"' not in json.dumps(withdrawn["blocks"])
     assert live.click(RM, "rollback", request_id).status_code == 200
     assert "Production has moved on" in live.wait_response(f"{RM}-rollback")
     assert live.gitlab.play_count(rollback_job) == 0
+
+
+def test_no_rollback_is_offered_for_a_deployment_reported_after_a_newer_one(live: Bot) -> None:
+    """Regression (#17): a late smoke-test failure of an older pipeline still got a Roll
+    back alert, broadcast to the channel, whose button was then refused."""
+    event, _, rollback_job = _played(live)
+    _play_newer(live, event)
+    before = _outcomes(live, "newer-deployment")
+    assert live.webhook(deployed_event(live, event, "failed")).status_code == 202
+    wait_until(
+        lambda: _outcomes(live, "newer-deployment") > before,
+        15,
+        "the worker's verdict on the late deployment",
+    )
+    pipeline = f"pipeline #{event['object_attributes']['id']}"
+    assert not [r for r in thread_replies(live, "Smoke test") if pipeline in str(r["blocks"])]
+    assert live.gitlab.play_count(rollback_job) == 0
+
+
+def _outcomes(live: Bot, outcome: str) -> float:
+    """approval_bot_rollbacks_total for one outcome, as /metrics shows it now."""
+    prefix = f'approval_bot_rollbacks_total{{outcome="{outcome}"}} '
+    text = requests.get(f"{live.url}/metrics", timeout=5).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))

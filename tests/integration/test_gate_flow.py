@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import pytest
+import requests
 
 from tests.integration.harness import Bot, request_id_of, wait_until
 
@@ -143,15 +145,15 @@ def test_double_click_counts_once(live: Bot) -> None:
 def test_unauthorized_user_is_told_why_and_nothing_is_counted(live: Bot) -> None:
     _, message, job_id = gated(live)
     request_id = request_id_of(message)
-    live.click(OUTSIDER, "approve", request_id)
+    first = live.click(OUTSIDER, "approve", request_id)
     reply = live.wait_response(f"{OUTSIDER}-approve")
     assert "may not approve" in reply
     assert "release-manager" in reply
     # Claims in the payload (a forged name) grant nothing: roles come from the policy.
-    live.click(OUTSIDER, "approve", request_id, user_name="U0CO00001")
-    live.click(RM, "approve", request_id)
+    forged = live.click(OUTSIDER, "approve", request_id, user_name="U0CO00001")
+    counted = live.click(RM, "approve", request_id)
     assert "recorded" in live.wait_response(f"{RM}-approve")
-    time.sleep(0.5)
+    live.jobs_done(first, forged, counted)
     assert live.gitlab.play_count(job_id) == 0
 
 
@@ -300,8 +302,9 @@ def test_older_pipeline_arriving_late_is_superseded_at_once(live: Bot) -> None:
     assert live.webhook(newer).status_code == 202
     live.posted_request()
     posts = len(live.slack.calls_to("chat.postMessage"))
-    assert live.webhook(older).status_code == 202
-    time.sleep(1.5)
+    late = live.webhook(older)
+    assert late.status_code == 202
+    live.jobs_done(late)
     assert len(live.slack.calls_to("chat.postMessage")) == posts
 
 
@@ -325,7 +328,9 @@ def test_gate_played_in_gitlab_behind_the_bots_back_is_a_bypass(live: Bot) -> No
         "the bypass alert",
     )
     assert {c.params["channel"] for c in alert} >= {"C0DEPLOYS"}
-    assert live.slack.calls_to("conversations.open")[-1].params["users"] == "U0ADMIN01"
+    # The admins' DM may follow the channel's alert: wait for it too.
+    opened = wait_until(lambda: live.slack.calls_to("conversations.open"), 15, "the admins' DM")
+    assert opened[-1].params["users"] == "U0ADMIN01"
     records = [r for r in live.ledger() if r["job_id"] == job_id]
     assert [r["kind"] for r in records] == ["bypass"]
     # GitLab's next events for the same state add nothing.
@@ -375,10 +380,10 @@ def test_our_own_play_is_not_a_bypass(live: Bot) -> None:
     live.gitlab.wait_for("POST", rf"/jobs/{job_id}/play", timeout=15)
     next(b for b in event["builds"] if b["id"] == job_id)["status"] = "pending"
     event["object_attributes"]["status"] = "running"
-    live.webhook(event)
+    running = live.webhook(event)
     next(b for b in event["builds"] if b["id"] == job_id)["status"] = "success"
-    live.webhook(event)
-    time.sleep(1.5)
+    succeeded = live.webhook(event)
+    live.jobs_done(running, succeeded)
     kinds = [r["kind"] for r in live.ledger() if r["job_id"] == job_id]
     assert kinds == ["signoff"]
 
@@ -461,8 +466,9 @@ def test_unknown_merger_is_denied_by_default(live: Bot) -> None:
     live.gitlab.add_merge_request(
         303, 60 + n, event["object_attributes"]["sha"], author="alice", merged_by="zed"
     )
-    assert live.webhook(event).status_code == 202
-    time.sleep(1)
+    answer = live.webhook(event)
+    assert answer.status_code == 202
+    live.jobs_done(answer)  # its request is posted: the count below includes it
     message = live.posted_request(
         "C0CARDS",
         count=len(
@@ -485,14 +491,15 @@ def test_slack_rate_limits_and_errors_are_retried_without_duplicate_posts(live: 
     n = next(_ids)
     event = live.pipeline(pipeline_id=88_000 + n, gate_job_id=880_000 + n * 10, ref="rate-limit")
     started = time.monotonic()
-    assert live.webhook(event).status_code == 202
+    answer = live.webhook(event)
+    assert answer.status_code == 202
     posts = wait_until(
         lambda: [c for c in live.slack.calls_to("chat.postMessage") if not c.faulted],
         20,
         "the post after the faults",
     )
     assert posts[0].at - started >= 1.0  # Retry-After was honoured
-    time.sleep(1)
+    live.jobs_done(answer)
     assert len([c for c in live.slack.calls_to("chat.postMessage") if not c.faulted]) == 1
     assert len(live.slack.calls_to("chat.postMessage")) == 3
 
@@ -583,16 +590,17 @@ def test_new_pipeline_racing_the_final_approval_never_plays_both(live: Bot) -> N
     new_event = live.pipeline(
         pipeline_id=50_000 + n + 500, gate_job_id=100_000 + n * 10 + 5, ref="release/race"
     )
+    answers: list[requests.Response] = []
     racers = [
-        threading.Thread(target=live.click, args=(CO, "approve", request_id)),
-        threading.Thread(target=live.webhook, args=(new_event,)),
+        threading.Thread(target=lambda: answers.append(live.click(CO, "approve", request_id))),
+        threading.Thread(target=lambda: answers.append(live.webhook(new_event))),
     ]
     for racer in racers:
         racer.start()
     for racer in racers:
         racer.join()
     reply = live.wait_response(f"{CO}-approve", 20)
-    time.sleep(1.5)
+    live.jobs_done(*answers)
     played = live.gitlab.play_count(old_job)
     kinds = [r["kind"] for r in live.ledger() if r["job_id"] == old_job]
     if played:  # the approval won: the old gate played once, with its sign-off
@@ -631,6 +639,7 @@ def test_unknown_channel_is_reported_to_the_admins_once(live: Bot) -> None:
     # so nothing is re-posted into later tests once the channel is back.
     live.slack.channels = {"C0DEPLOYS", "C0CARDS", "C0TREASURY", "C0ESCALATE"}
     try:
+        answers = []
         for _ in range(2):
             n = next(_ids)
             event = live.pipeline(
@@ -639,17 +648,19 @@ def test_unknown_channel_is_reported_to_the_admins_once(live: Bot) -> None:
                 gate_job_id=950_000 + n * 10,
                 ref=f"gone-{n}",
             )
-            assert live.webhook(event).status_code == 202
-        notices = wait_until(
-            lambda: [
+            answers.append(live.webhook(event))
+            assert answers[-1].status_code == 202
+
+        def admin_notices() -> list[Any]:
+            return [
                 c
                 for c in live.slack.calls_to("chat.postMessage")
                 if "cannot post approval requests" in str(c.params.get("text"))
-            ],
-            20,
-            "the admin notice",
-        )
-        time.sleep(1.5)
+            ]
+
+        wait_until(admin_notices, 20, "the admin notice")
+        live.jobs_done(*answers)
+        notices = admin_notices()  # counted again once both jobs are done
         assert len(notices) == 1
         assert "channel_not_found" in notices[0].params["text"]
     finally:

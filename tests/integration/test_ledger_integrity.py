@@ -11,8 +11,10 @@ auditor's own tooling can produce and check them too.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import json
 import os
 import subprocess
@@ -29,6 +31,7 @@ from bot.store import requests as store
 from bot.store.db import Database
 from tests.integration.conftest import running_bot
 from tests.integration.harness import Bot, executable, request_id_of, wait_until
+from tests.integration.wallet import approve_all, deployed_event, thread_replies, wallet_pipeline
 from tests.unit.test_store import request_fields
 
 pytestmark = pytest.mark.integration
@@ -433,13 +436,119 @@ def test_the_worker_anchors_the_chain_and_refuses_to_sign_on_a_forged_head(
         reject_a_request(bot, 70_004)
         for approver in ("U0RM00001", "U0CO00001"):
             assert bot.click(approver, "approve", approved).status_code == 200
-        wait_until(lambda: admin_messages(bot, "chain head"), 15, "the admins told")
+        # (Not just "chain head": the truncation's alert says "the chain head is at record 1".)
+        forged_head = "The ledger's chain head"
+        wait_until(lambda: admin_messages(bot, forged_head), 15, "the admins told")
         for refusal in ("refusing to append", "refusing to play"):
             wait_until(lambda: refusal in bot.log("worker"), 15, refusal)  # noqa: B023
-        assert len(admin_messages(bot, "chain head")) == 1
+        assert len(admin_messages(bot, forged_head)) == 1
         assert bot.gitlab.calls_to("POST", r"/jobs/70003/play") == []
         assert sql(db, "SELECT sequence FROM ledger_entries") == [{"sequence": 1}]
         verdict = bot.run("ledger", "verify", check=False)
         assert (verdict.returncode, verdict.stdout.strip()) == (1, "record 1: missing signature")
+    finally:
+        db.dispose()
+
+
+def test_a_deleted_middle_record_fails_naming_the_gap(db: Database, signing_key: str) -> None:
+    write_records(db, 5)
+    drop_triggers(db)
+    sql(db, "DELETE FROM ledger_entries WHERE sequence = 3")
+    recreate_triggers(db)
+    code, out = verify(db)
+    assert code == 1
+    assert out.startswith("record 3") or out.startswith("record 4"), out
+
+
+def test_a_reordered_chain_fails(db: Database, signing_key: str) -> None:
+    write_records(db, 4)
+    drop_triggers(db)
+    sql(db, "UPDATE ledger_entries SET sequence = 100 WHERE sequence = 2")
+    sql(db, "UPDATE ledger_entries SET sequence = 2 WHERE sequence = 3")
+    sql(db, "UPDATE ledger_entries SET sequence = 3 WHERE sequence = 100")
+    recreate_triggers(db)
+    code, out = verify(db)
+    assert code == 1
+    assert out.startswith("record 2"), out
+
+
+FORMULAS = ['=HYPERLINK("https://evil.example","ok")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_csv_export_cells_cannot_run_as_spreadsheet_formulas(db: Database) -> None:
+    """A reject reason (typed by anyone who may reject) or a branch name (any pusher) that
+    starts with =, +, -, @ or a tab opens as a formula in Excel or Sheets: each is quoted."""
+    for value in FORMULAS:
+        request, _ = store.create(db, request_fields(job_id=next_job_id(), ref=value))
+        store.reject(db, request.id, "U0CO00001", value, "v1")
+    result = cli(db, "ledger", "export", "--format", "csv", key=None)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["reason"] for row in rows] == [f"'{value}" for value in FORMULAS]
+    assert [row["ref"] for row in rows] == [f"'{value}" for value in FORMULAS]
+    assert all(row["sequence"].isdigit() for row in rows)
+
+
+NON_ASCII_SIGNATURE = "é" * 64
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_checkpoint_signature_that_is_not_hex_is_reported_not_a_traceback(
+    db: Database, signing_key: str, tmp_path: Path
+) -> None:
+    write_records(db, 2)
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    line = json.loads(checkpoint_line(2, hash_at(db, 2)))
+    checkpoints.write_text(json.dumps({**line, "signature": NON_ASCII_SIGNATURE}) + "\n")
+    result = cli(db, "ledger", "verify", "--checkpoints", str(checkpoints))
+    assert (result.returncode, result.stderr) == (1, ""), result.stderr
+    assert result.stdout.startswith("checkpoint 2: signature does not verify"), result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_record_signature_that_is_not_hex_is_reported_not_a_traceback(
+    db: Database, signing_key: str
+) -> None:
+    write_records(db, 3)
+    drop_triggers(db)
+    sql(db, "UPDATE ledger_entries SET signature = :s WHERE sequence = 2", s=NON_ASCII_SIGNATURE)
+    recreate_triggers(db)
+    result = cli(db, "ledger", "verify")
+    assert (result.returncode, result.stderr) == (1, ""), result.stderr
+    assert result.stdout.startswith("record 2: "), result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_head_signature_that_is_not_hex_is_reported_not_a_traceback(
+    db: Database, signing_key: str
+) -> None:
+    write_records(db, 3)
+    sql(db, "UPDATE ledger_head SET signature = :s", s=NON_ASCII_SIGNATURE)
+    result = cli(db, "ledger", "verify")
+    assert (result.returncode, result.stderr) == (1, ""), result.stderr
+    assert "head" in result.stdout, result.stdout
+
+
+def test_no_rollback_is_played_on_a_forged_head(anchored: Bot) -> None:
+    """Regression: the gate refused to play on a forged head, the rollback did not: it played
+    the rollback job, then could not write its ledger record (a production change with no
+    evidence, retried forever)."""
+    bot = anchored
+    db = Database(bot.env["DATABASE_URL"])
+    try:
+        event, message, rollback_job = wallet_pipeline(bot, 901, None)
+        request_id = request_id_of(message)
+        approve_all(bot, request_id, "U0RM00001")
+        gate = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
+        bot.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+        assert bot.webhook(deployed_event(bot, event, "failed")).status_code == 202
+        wait_until(lambda: thread_replies(bot, "Smoke test"), 15, "the smoke-test alert")
+        wait_until(lambda: head_row(db)["sequence"] >= 1, 15, "the sign-off")
+
+        rewrite_chain(db, sequence=1)  # the head no longer verifies with the key
+        assert bot.click("U0RM00001", "rollback", request_id).status_code == 200
+        wait_until(lambda: f"refusing to roll back {request_id}" in bot.log("worker"), 15, "it")
+        assert bot.gitlab.calls_to("POST", rf"/jobs/{rollback_job}/play") == []
     finally:
         db.dispose()

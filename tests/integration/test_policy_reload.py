@@ -58,11 +58,13 @@ def test_changes_invalid_files_and_sighup(live: Bot) -> None:
         assert time.monotonic() - started < 20
 
         # 2. An invalid file is refused: the old policy stays, admins are told why.
+        refusals = {name: refusals_in(live, name) for name in ("web", "worker")}
         write_policy(live, original.replace("role: compliance-officer", "role: compliance-oficer"))
         dm = live.slack.wait_for("chat.postMessage", 2, timeout=15)[-1]
         assert "compliance-oficer" in dm.params["text"]
         assert live.slack.calls_to("conversations.open")[-1].params["users"] == "U0ADMIN01"
-        time.sleep(3)
+        for name, before in refusals.items():  # both processes judged the file
+            wait_until(lambda n=name, b=before: refusals_in(live, n) > b, 15, f"{name} refusal")
         assert "compliance-officer" in live.command(NEW_MEMBER, "whoami").json()["text"]
         assert len(live.slack.calls_to("conversations.open")) == 1  # told once
 
@@ -81,3 +83,11 @@ def test_changes_invalid_files_and_sighup(live: Bot) -> None:
         assert len(changes) >= 2
     finally:
         path.write_text(original)
+
+
+REFUSED = "policy file refused"
+
+
+def refusals_in(bot: Bot, process: str) -> int:
+    """How many times `process` logged that it refused the policy file."""
+    return bot.log(process).count(REFUSED)

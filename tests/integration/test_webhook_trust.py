@@ -289,6 +289,75 @@ def test_a_forged_deployment_fact_offers_no_rollback(live: Bot) -> None:
     wait_until(lambda: thread_replies(live, "Smoke test"), 15, "the smoke-test alert")
 
 
+def test_a_forged_deployment_fact_for_another_project_does_not_use_up_the_genuine_one(
+    live: Bot,
+) -> None:
+    """Regression: the wallet secret, a wallet path and payments-api's project and pipeline
+    ids claimed the deployment key of payments-api's pipeline: while the forgery waited in
+    the queue, GitLab's genuine smoke-test failure was answered `duplicate` and lost."""
+    n = next(_ids)
+    gate = 1_900_000 + n * 10
+    extra = [
+        build(gate + 2, "post-deploy", "verify", "created"),
+        build(gate + 5, "rollback:production", "rollback", "manual", when="manual"),
+    ]
+    event = fresh(live, pipeline_id=190_000 + n, gate_job_id=gate, extra_builds=extra)
+    request_id = opened(live, event, PAYMENTS_OLD)
+    approve(live, request_id, RM, CO)
+    live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+    done = {"compliance-gate": "success", "deploy-production": "success", "post-deploy": "failed"}
+    genuine = copy.deepcopy(event)
+    genuine["object_attributes"]["status"] = "failed"
+    genuine["builds"] = [{**b, "status": done.get(b["name"], b["status"])} for b in event["builds"]]
+    for job in genuine["builds"]:
+        live.gitlab.job(job["id"])["status"] = job["status"]
+    forged = copy.deepcopy(genuine)
+    forged["project"]["path_with_namespace"] = "fintech/wallet-forged"
+
+    live.stop("worker")  # the forgery waits in the queue, as behind a busy worker
+    try:
+        taken = live.webhook(forged, token=WALLET_SECRET)
+        assert taken.status_code == 202, taken.text
+        answer = live.webhook(genuine, token=PAYMENTS_OLD)
+    finally:
+        live.start("worker", "worker")
+    assert answer.status_code == 202, answer.text
+    wait_until(
+        lambda: [r for r in thread_replies(live, "Smoke test") if f"#{190_000 + n}" in str(r)],
+        15,
+        "the smoke-test alert of the genuine event",
+    )
+
+
+def test_a_refused_deployment_fact_names_its_job_escaped_to_the_admins(live: Bot) -> None:
+    """Regression: a refused deployment fact named the deploy job from the body verbatim in
+    the admins' alert, so a forged job name became a working Slack link there."""
+    n = next(_ids)
+    gate = 1_950_000 + n * 10
+    event = fresh(live, pipeline_id=195_000 + n, gate_job_id=gate)
+    request_id = opened(live, event, PAYMENTS_OLD)
+    approve(live, request_id, RM, CO)
+    live.gitlab.wait_for("POST", rf"/jobs/{gate}/play", timeout=15)
+    hostile = "<https://evil.example/sso|Re-authenticate here> <!channel>"
+    forged = copy.deepcopy(event)
+    forged["project"]["path_with_namespace"] = "fintech/wallet-forged"
+    forged["builds"] = [
+        {
+            **b,
+            "status": "success",
+            "name": hostile if b["name"] == "deploy-production" else b["name"],
+        }
+        for b in event["builds"]
+    ]
+    assert live.webhook(forged, token=WALLET_SECRET).status_code == 202
+    alert = wait_until(
+        lambda: admin_alerts(live, "Re-authenticate"), 15, "the admins' alert about the forgery"
+    )[-1]
+    assert "&lt;https://evil.example/sso|Re-authenticate here&gt; &lt;!channel&gt;" in alert
+    assert "<https://evil" not in alert
+    assert "<!channel>" not in alert
+
+
 # --- per-project webhook secrets ---------------------------------------------------------
 
 

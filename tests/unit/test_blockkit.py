@@ -8,9 +8,11 @@ from html.parser import HTMLParser
 import pytest
 
 from bot import blocks
+from bot.rollback_blocks import rollback_message
 from bot.sandbox.blockkit import render_block, render_blocks, render_message, render_view
 from bot.sandbox.mrkdwn import mrkdwn
 from bot.store.models import ApprovalRequest, RequestState
+from tests.fixtures.messages import Outside, request_of
 
 NOW = datetime(2026, 11, 25, 10, 0)
 NAMES = {"U0RM00001": "Rita Release", "U0CO00001": "Colette Compliance"}
@@ -250,3 +252,19 @@ def test_section_accessory_button_keeps_its_block_id() -> None:
     assert button["class"] == "bk-button bk-danger"
     assert "This &lt;deploys&gt;." in html
     assert 'class="bk-button bk-danger" data-confirm="yes">Yes</button>' in html
+
+
+def _rollback_reply(state: str, facts: dict[str, str]) -> str:
+    request = request_of(Outside(), state=RequestState.PLAYED, rollback_state=state)
+    _, built = rollback_message(request, "offer", facts, [], {})
+    return str(built)
+
+
+def test_a_rollback_nobody_may_press_says_so_and_a_withdrawn_one_has_no_button() -> None:
+    nobody = _rollback_reply("offered", {"job": "rollback:production", "who": ""})
+    assert "nobody in the rollback roles can press it" in nobody
+    assert "policy explain --rollback" in nobody
+    withdrawn = _rollback_reply("superseded", {"job": "rollback:production", "newer": "5002"})
+    assert "Roll back withdrawn" in withdrawn
+    assert "pipeline #5002" in withdrawn
+    assert "'action_id': 'rollback'" not in withdrawn

@@ -129,3 +129,18 @@ def test_a_missing_rollback_job_fails_without_an_entry(db: Database) -> None:
     assert failed.rollback_state == RollbackState.FAILED
     with db.sessions() as session:
         assert [r["kind"] for r in ledger.records(session)] == ["signoff"]
+
+
+def test_only_an_offered_rollback_is_withdrawn_and_a_withdrawn_one_takes_no_votes(
+    db: Database,
+) -> None:
+    request_id = played(db)
+    assert rollbacks.withdraw(db, request_id) is None  # nothing offered yet
+    rollbacks.note_deployment(db, request_id, "deployed")
+    withdrawn = rollbacks.withdraw(db, request_id)
+    assert withdrawn is not None
+    assert withdrawn.rollback_state == RollbackState.SUPERSEDED
+    assert rollbacks.withdraw(db, request_id) is None
+    vote = rollbacks.record_vote(db, request_id, "U2", None, frozenset(), "v1", complete)
+    assert vote.decision is None
+    assert vote.state_before == RollbackState.SUPERSEDED
