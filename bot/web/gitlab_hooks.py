@@ -56,6 +56,11 @@ DELIVERY_TTL_S = 7 * 24 * 3600
 DELIVERY_KEY = "approval-bot:delivery:{}"
 UNAUTHORIZED = "missing or invalid X-Gitlab-Token"
 OUT_OF_SCOPE = "X-Gitlab-Token is not valid for this project"
+# The contract's 503, and an operator sees the event was kept: it is acted on after recovery.
+NOT_READY_KEPT = (
+    "not ready: Redis or the database is unavailable; the event was kept and is acted on"
+    " once both answer (a redelivery is processed too)"
+)
 NOT_TAKEN = "not ready: Redis or the database is unavailable, and the event could not be spooled"
 
 
@@ -69,6 +74,9 @@ class Routing:
     claimed: list[str] = field(default_factory=list)
     # Gate keys whose earlier status must come back if the delivery is not taken.
     restore: list[tuple[str, str]] = field(default_factory=list)
+    # A spooled copy, drained late: it never opens a gate whose key is already there (a
+    # redelivery, or a later status change, got there first).
+    late: bool = False
 
 
 @blueprint.post("/webhooks/gitlab")
@@ -105,7 +113,7 @@ def gitlab_webhook() -> tuple[Response, int]:
         key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
     try:
         return _take(ctx, payload, loaded.policy, scope, key)
-    except Unreachable:  # GitLab would not redeliver after a 5xx: keep the event ourselves
+    except Unreachable:  # 503 as the contract says; GitLab will not retry it, so keep it too
         return _spool(Spooled(payload, scope.to_json(), key, time.time()))
 
 
@@ -114,10 +122,15 @@ class Unreachable(Exception):
 
 
 def resubmit(ctx: Edge, event: Spooled) -> bool:
-    """A spooled event through the normal path; False while still unreachable."""
+    """A spooled event through the normal path; False while still unreachable.
+
+    Without its Idempotency-Key: the delivery was answered 503, so the contract has its
+    redelivery processed, not remembered. The gate key and the deploy keys still make each
+    effect happen once: a redelivery before the drain makes the drain a no-op, and one after
+    it is a 200 `duplicate` of the gate that already has its request."""
     scope = Scope.from_json(event.scope) or Scope()
     try:
-        _take(ctx, event.payload, ctx.runtime.policy.current.policy, scope, event.key)
+        _take(ctx, event.payload, ctx.runtime.policy.current.policy, scope, None, late=True)
     except Unreachable:
         return False
     return True
@@ -129,12 +142,17 @@ def _spool(event: Spooled) -> tuple[Response, int]:
     except (SpoolFull, OSError) as exc:
         log.error("webhook not taken: Redis or the database is down, and %s", exc)
         return _count("unavailable", error(503, NOT_TAKEN))
-    log.warning("webhook spooled: Redis or the database is unreachable")
-    return _count("spooled", answer(202, status="queued", spooled=True))
+    log.warning("webhook answered 503 and kept in the spool: Redis or the database is down")
+    return _count("kept", answer(503, error=NOT_READY_KEPT, kept=True))
 
 
 def _take(
-    ctx: Edge, payload: dict[str, Any], policy: Policy, scope: Scope, key: str | None
+    ctx: Edge,
+    payload: dict[str, Any],
+    policy: Policy,
+    scope: Scope,
+    key: str | None,
+    late: bool = False,
 ) -> tuple[Response, int]:
     """An authentic event in the token's scope: what it leads to, queued once (raises
     Unreachable when Redis or the database is down)."""
@@ -158,7 +176,7 @@ def _take(
     if not ctx.readiness.ready():
         raise Unreachable
     found = sightings if isinstance(sightings, list) else []
-    return _route(ctx, found, deploys, key, scope)
+    return _route(ctx, found, deploys, key, scope, Routing(late=late))
 
 
 def _signed(body: bytes, signing_key: bytes | None) -> bool:
@@ -255,12 +273,12 @@ def _route(
     deploys: list[DeployEvent],
     key: str | None,
     scope: Scope,
+    routing: Routing,
 ) -> tuple[Response, int]:
     """Two Redis round trips: one script claims the delivery and every gate and deployment
     key (bot.web.edge_claims), one pipeline queues the jobs the claims lead to."""
     redis = ctx.runtime.redis
     delivery = DELIVERY_KEY.format(key) if key else None
-    routing = Routing()
     planned = [p for s in sightings if (p := _plan_gate(s, scope, routing)) is not None]
     planned += [_plan_deploy(deploy, scope) for deploy in deploys]
     try:
@@ -312,9 +330,10 @@ def _plan_gate(sighting: Sighting, scope: Scope, routing: Routing) -> Planned | 
         return None
     if waiting:
         job_id = f"open-{event['project_id']}-{event['job_id']}-{key.rsplit(':', 1)[1]}"
-        return Planned(
-            Claim(key, ClaimKind.ANY, status), jobs.Call(jobs.OPEN_REQUEST, dict(event), job_id)
-        )
+        # A late spooled copy never reopens a gate whose key is there (a redelivery or a
+        # later status change got there first): it claims the key only when absent.
+        kind = ClaimKind.ONCE if routing.late else ClaimKind.ANY
+        return Planned(Claim(key, kind, status), jobs.Call(jobs.OPEN_REQUEST, dict(event), job_id))
     call = jobs.Call(jobs.PIPELINE_UPDATE, dict(event))
     if event["job_status"] in PLAYED_JOB:
         return Planned(Claim(key, ClaimKind.ANY, status), call)
@@ -348,7 +367,7 @@ def _claims(redis: Redis) -> ClaimScript:
 
 
 def _forget(redis: Redis, keys: list[str], restore: list[tuple[str, str]]) -> None:
-    """A delivery not taken is not remembered: its spooled re-submission (or a resend) is
+    """A delivery not taken is not remembered: its redelivery (or its spooled copy) is
     processed."""
     try:
         with redis.pipeline(transaction=True) as pipe:

@@ -1,11 +1,12 @@
 """Verified webhook events the edge could not hand to Redis, kept on local disk until it can.
 
-GitLab does not redeliver a webhook answered 5xx (and disables a hook that keeps failing), so
-when Redis or the database is unreachable the edge writes the event here and answers 202.
-A drainer thread in every web process (first at start-up, then every DRAIN_EVERY_S) hands each
-spooled event to the normal webhook path once both answer again; the delivery id still
-deduplicates. One file per event, written to a temporary name, fsynced, then renamed: a crash
-leaves either the whole event or nothing. Processes (and containers sharing the volume)
+GitLab does not retry a webhook answered 5xx (and disables a hook that keeps failing), yet the
+contract has the edge answer 503 while Redis or the database is down. So the edge answers 503
+*and* writes the event here. A drainer thread in every web process hands each spooled event to
+the normal webhook path once both have answered for GRACE_S without a break; the gate key (not
+the delivery id) makes it a no-op when the event was redelivered meanwhile. One file per event,
+written to a temporary name, fsynced, then renamed: a crash leaves either the whole event or
+nothing. Processes (and containers sharing the volume)
 take turns on a file with flock, so each event is re-submitted by one drainer at a time.
 """
 
@@ -34,6 +35,12 @@ BAD_SUFFIX = ".bad"
 # A bound on the disk an outage may use: beyond it the edge answers 503 again.
 MAX_SPOOLED = 10_000
 DRAIN_EVERY_S = 1.0
+# How long Redis and the database must answer without a break before spooled events go.
+# The contract says a delivery answered 503 is not remembered and its redelivery is processed
+# (202): a redelivery made right after recovery (GitLab's "Resend request", a test, an
+# operator) must find nothing taken yet, so it is the one that opens the request and the
+# spooled copy, drained later, finds the gate key and is a no-op duplicate.
+GRACE_S = 5.0
 
 
 class SpoolFull(Exception):
@@ -105,6 +112,16 @@ class Spool:
         except FileNotFoundError:
             return []
 
+    def newest_at(self) -> float | None:
+        """When the newest spooled event was kept (wall clock, from its file name)."""
+        pending = self.pending()
+        if not pending:
+            return None
+        try:
+            return int(pending[-1].name.split("-", 1)[0]) / 1e9
+        except ValueError:
+            return None
+
     @contextmanager
     def claim(self, path: Path) -> Iterator[Spooled | None]:
         """The event in `path` while this process holds it (None: another drainer has it, it
@@ -157,16 +174,32 @@ def _fsync_directory(directory: Path) -> None:
 # Hands a spooled event to the normal webhook path: True once it was taken (queued, found a
 # duplicate, or needs no action), False while Redis or the database is still unreachable.
 Submit = Callable[[Spooled], bool]
+# Do Redis and the database answer right now (not a cached answer)?
+Ready = Callable[[], bool]
 
 
 class SpoolDrainer(threading.Thread):
-    """Re-submits spooled events, oldest first, as soon as the dependencies are back."""
+    """Re-submits spooled events, oldest first, once the dependencies have been back GRACE_S."""
 
-    def __init__(self, spool: Spool, submit: Submit, every: float = DRAIN_EVERY_S) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        submit: Submit,
+        ready: Ready,
+        *,
+        grace: float = GRACE_S,
+        every: float = DRAIN_EVERY_S,
+        # Wall clock: file names carry the time an event was kept (Spool.newest_at).
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(name="webhook-spool-drainer", daemon=True)
         self.spool = spool
         self.submit = submit
+        self.ready = ready
+        self.grace = grace
         self.every = every
+        self.clock = clock
+        self.up_since: float | None = None  # when both last started answering without a break
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -175,14 +208,32 @@ class SpoolDrainer(threading.Thread):
             self.stopping.wait(self.every)
 
     def drain_once(self) -> int:
-        """Re-submit what is spooled, oldest first; how many events were taken."""
+        """Re-submit what is spooled, oldest first, if the dependencies have answered for the
+        grace period; how many events were taken."""
+        if not self._settled():
+            return 0
         taken = 0
         try:
             for path in self.spool.pending():
                 taken += self._drain(path)
         except _StillDown:
-            pass  # the file stays; the rest waits for the next round
+            self.up_since = None  # the file stays; the grace period starts over
         return taken
+
+    def _settled(self) -> bool:
+        """Have Redis and the database answered continuously for `grace` seconds?
+
+        Counted from the later of "first seen answering" and "the newest event was kept": an
+        outage shorter than DRAIN_EVERY_S can pass between two checks unseen, yet the event it
+        left was answered 503 and its redelivery must still find nothing taken."""
+        newest = self.spool.newest_at()
+        if newest is None or not self.ready():  # nothing waits: no need to watch
+            self.up_since = None
+            return False
+        now = self.clock()
+        if self.up_since is None:
+            self.up_since = now
+        return now - max(self.up_since, newest) >= self.grace
 
     def _drain(self, path: Path) -> int:
         try:
