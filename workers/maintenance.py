@@ -109,7 +109,13 @@ class Ticker(threading.Thread):
     def tick(self) -> None:
         try:
             if self.rt.redis.set(TICK_KEY, "1", nx=True, ex=max(1, int(self.every) - 1)):
-                jobqueue.enqueue(self.queue, jobqueue.SWEEP, {}, job_id="sweep")
+                jobqueue.enqueue(
+                    self.queue,
+                    jobqueue.SWEEP,
+                    {},
+                    job_id="sweep",
+                    result_ttl=jobqueue.SWEEP_RESULT_TTL_S,
+                )
             if self.rt.redis.set(RECONCILE_KEY, "1", nx=True, ex=RECONCILE_EVERY_S):
                 jobqueue.enqueue(self.queue, jobqueue.RECONCILE, {}, job_id="reconcile")
         except RedisError as exc:

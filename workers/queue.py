@@ -20,6 +20,9 @@ RETRY = Retry(max=6, interval=[5, 15, 30, 60, 120, 300])
 # Nothing reads a finished job's return value (state lives in the database; failed jobs keep
 # theirs for /admin/failed-jobs): RQ deletes a job at once when it succeeds.
 RESULT_TTL_S = 0
+# The periodic sweep is the exception: its last result (what it expired, recovered, re-posted)
+# stays visible to operators (`rq info`, the job's hash) and tells that a sweep ran.
+SWEEP_RESULT_TTL_S = 600
 
 OPEN_REQUEST = "workers.jobs.open_request"
 APPROVE = "workers.jobs.approve"
@@ -53,6 +56,7 @@ class Call:
     function: str
     payload: dict[str, Any]
     job_id: str | None = None
+    result_ttl: int = RESULT_TTL_S
 
 
 def enqueue(
@@ -62,10 +66,11 @@ def enqueue(
     job_id: str | None = None,
     request_id: str | None = None,
     at_front: bool = False,
+    result_ttl: int = RESULT_TTL_S,
 ) -> Job:
     """Queue `function(payload)`; `request_id` defaults to the one being logged (the HTTP
     request or job in progress)."""
-    call = Call(function, payload, job_id)
+    call = Call(function, payload, job_id, result_ttl)
     return _enqueue(queue, call, request_id or current_request_id(), at_front=at_front)
 
 
@@ -97,6 +102,6 @@ def _enqueue(
         description=call.function,
         meta={REQUEST_ID_META: request_id} if request_id else None,
         at_front=at_front,
-        result_ttl=RESULT_TTL_S,
+        result_ttl=call.result_ttl,
         pipeline=pipeline,
     )
