@@ -82,7 +82,7 @@ def requests_posted(bot: Bot) -> int:
 def test_a_webhook_while_redis_is_down_is_a_503_and_posted_once_redis_is_back(
     live: Bot, private_redis: PrivateRedis
 ) -> None:
-    event = live.pipeline(pipeline_id=140_001, gate_job_id=1_400_010)
+    event = live.pipeline(pipeline_id=140_001, gate_job_id=1_400_010, ref="spool-1")
     private_redis.kill()
     answered_503_and_kept(live, event, "spooled-delivery-1")
 
@@ -108,7 +108,7 @@ def test_a_webhook_while_redis_is_down_is_a_503_and_posted_once_redis_is_back(
 def test_a_redelivery_right_after_recovery_is_processed_and_the_kept_copy_changes_nothing(
     live: Bot, private_redis: PrivateRedis
 ) -> None:
-    event = live.pipeline(pipeline_id=140_003, gate_job_id=1_400_030)
+    event = live.pipeline(pipeline_id=140_003, gate_job_id=1_400_030, ref="spool-3")
     private_redis.kill()
     answered_503_and_kept(live, event, "spooled-delivery-3")
 
@@ -127,7 +127,8 @@ def test_a_redelivery_right_after_recovery_is_processed_and_the_kept_copy_change
 def test_the_spool_survives_a_web_restart_and_is_drained_at_start_up(
     live: Bot, private_redis: PrivateRedis
 ) -> None:
-    event = live.pipeline(pipeline_id=140_002, gate_job_id=1_400_020)
+    # A ref of its own: on a shared ref, the newer pipeline of an earlier test supersedes it.
+    event = live.pipeline(pipeline_id=140_002, gate_job_id=1_400_020, ref="spool-2")
     private_redis.kill()
     answered_503_and_kept(live, event, "spooled-delivery-2")
     assert live.stop("web", signal.SIGKILL) != 0  # the host's process dies with it kept
