@@ -21,8 +21,9 @@ from tests.integration.test_redis_restart import PrivateRedis
 pytestmark = pytest.mark.integration
 
 # README, "Failure modes": the request is posted within this long after Redis answers again
-# (bot.web.spool.GRACE_S of 5 s, a drain round of 1 s, then the worker posts it).
-RECOVERY_S = 10
+# (bot.web.spool.GRACE_S of 5 s, a drain round of 1 s, then the worker posts it; measured
+# 5.9-6.1 s, up to 9.6 s on a loaded machine, hence the margin).
+RECOVERY_S = 15
 
 
 @pytest.fixture(scope="module")
