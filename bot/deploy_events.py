@@ -55,7 +55,10 @@ def from_pipeline(event: PipelineEvent, gated: Iterable[tuple[Gate, Build]]) -> 
 
 def from_job(event: JobEvent, policy: Policy) -> list[DeployEvent]:
     """A Job Hook for a smoke test that failed, or a deploy job that succeeded (a job that
-    starts an environment; not a gate, not a rollback job, not a stop action)."""
+    starts an environment; not a gate, not a rollback job, not a stop action). Older Job
+    Hooks name no project path or pipeline: the Pipeline Hook carries the same facts."""
+    if event.project is None or event.pipeline is None:
+        return []
     gates = policy.gates_for_project(event.project.path_with_namespace)
     environment = event.environment.name if event.environment is not None else None
     action = event.environment.action if event.environment is not None else None
@@ -79,7 +82,7 @@ def from_job(event: JobEvent, policy: Policy) -> list[DeployEvent]:
         DeployEvent(
             project_id=event.project_id,
             project_path=event.project.path_with_namespace,
-            pipeline_id=event.pipeline_id,
+            pipeline_id=event.pipeline,
             fact=fact,
             job_name=event.build_name,
             environment=environment,

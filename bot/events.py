@@ -9,10 +9,12 @@ from typing import Annotated, Any, NotRequired, TypedDict, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bot.policy import Gate, Policy
+from bot.store.limits import FULL_PATH_MAX, URL_MAX
 from bot.validation import first_problem
 
-# Pipeline statuses after which nothing in the pipeline will run any more.
-FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "skipped"})
+# Pipeline statuses after which nothing in the pipeline will run any more. Newer GitLab shows
+# `canceling` while a cancelled pipeline's jobs stop: for a gate it is as good as `canceled`.
+FINISHED_PIPELINE = frozenset({"success", "failed", "canceled", "canceling", "skipped"})
 # Statuses of a gate job that has been played (by the bot, or behind its back).
 PLAYED_JOB = frozenset(
     {"pending", "running", "success", "failed", "preparing", "waiting_for_resource"}
@@ -36,9 +38,19 @@ def _storable(text: str) -> str:
 # The shapes the store can hold: 64-bit ids, and strings that fit their columns.
 Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Short = Annotated[str, Field(max_length=255), AfterValidator(_storable)]
+# A project's full path: up to 20 nested groups and the project, each path up to 255.
+FullPath = Annotated[str, Field(max_length=FULL_PATH_MAX), AfterValidator(_storable)]
 Sha = Annotated[str, Field(max_length=64), AfterValidator(_storable)]
-Url = Annotated[str, Field(max_length=1024), AfterValidator(_storable)]
+Url = Annotated[str, Field(max_length=URL_MAX), AfterValidator(_storable)]
 Text = Annotated[str, Field(max_length=100_000), AfterValidator(_storable)]
+
+
+# Old GitLab's Pipeline Hook names the project by path only; the reconciliation (which lists
+# the projects through the API) still finds its waiting gates.
+NO_PROJECT_ID = (
+    "this pipeline event names no project id (GitLab before 11.0); "
+    "its gates are found by the reconciliation"
+)
 
 
 class BadEvent(ValueError):
@@ -73,7 +85,7 @@ class HookCommit(_Model):
 
 class HookProject(_Model):
     id: Id
-    path_with_namespace: Short
+    path_with_namespace: FullPath
     web_url: Url | None = None
 
 
@@ -155,6 +167,7 @@ def gate_status(pipeline_status: str, job_status: str) -> str:
 
 
 class JobCommit(_Model):
+    id: Id | None = None  # the pipeline's id (older Job Hooks have no `pipeline_id`)
     sha: Sha | None = None
     message: Text | None = None
     author_name: Short | None = None
@@ -163,21 +176,29 @@ class JobCommit(_Model):
 
 
 class JobEvent(_Model):
-    """GitLab's Job Hook (object_kind "build"): one job's status change."""
+    """GitLab's Job Hook (object_kind "build"): one job's status change. Older GitLab sends
+    no `project` object (only `project_id` and `project_name`, a display name) and, older
+    still, no `pipeline_id` (then `commit.id` is the pipeline's id)."""
 
     object_kind: str
     build_id: Id
     build_name: Short
     build_status: Short
     build_stage: Short | None = None
-    pipeline_id: Id
+    pipeline_id: Id | None = None
     sha: Sha | None = None
     ref: Short | None = None
     project_id: Id
-    project: HookProject
+    project: HookProject | None = None
     user: HookUser | None = None
     commit: JobCommit | None = None
     environment: Environment | None = None
+
+    @property
+    def pipeline(self) -> int | None:
+        if self.pipeline_id is not None:
+            return self.pipeline_id
+        return self.commit.id if self.commit is not None else None
 
 
 def _validate(model: type[M], payload: dict[str, Any], what: str) -> M:
@@ -191,21 +212,29 @@ def parse_pipeline(payload: dict[str, Any]) -> PipelineEvent:
     return _validate(PipelineEvent, payload, "pipeline event")
 
 
+def usable_pipeline(payload: dict[str, Any]) -> PipelineEvent | str:
+    """The pipeline event, or why it cannot be used (GitLab before 11 sent no `project.id`)."""
+    project = payload.get("project")
+    if isinstance(project, dict) and "id" not in project:
+        return NO_PROJECT_ID
+    return parse_pipeline(payload)
+
+
 def parse_job(payload: dict[str, Any]) -> JobEvent:
     return _validate(JobEvent, payload, "job event")
 
 
-def job_gate_event(event: JobEvent) -> GateEvent:
+def job_gate_event(event: JobEvent, project: HookProject, pipeline_id: int) -> GateEvent:
     """The same facts from a Job Hook (fewer of them: used for status changes only)."""
     commit = event.commit or JobCommit()
     user = event.user or HookUser()
-    web = event.project.web_url
+    web = project.web_url
     return GateEvent(
         project_id=event.project_id,
-        project_path=event.project.path_with_namespace,
+        project_path=project.path_with_namespace,
         project_url=web,
-        pipeline_id=event.pipeline_id,
-        pipeline_url=f"{web}/-/pipelines/{event.pipeline_id}" if web else None,
+        pipeline_id=pipeline_id,
+        pipeline_url=f"{web}/-/pipelines/{pipeline_id}" if web else None,
         pipeline_status=commit.status or "running",
         job_id=event.build_id,
         job_name=event.build_name,

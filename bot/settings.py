@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/approval-bot.db"
 DEFAULT_CHECKPOINT_PATH = "var/ledger-checkpoints.jsonl"
+DEFAULT_SPOOL_DIR = "var/spool"
 FIVE_MIB = 5 * 1024 * 1024
 # Settings that may instead be read from a file named by `<NAME>_FILE` (Docker and
 # Kubernetes secrets); their values never appear in logs or error messages.
@@ -98,6 +99,9 @@ class Settings(BaseSettings):
     # (whole-request deadlines, like nginx's client_header_timeout / client_body_timeout).
     HTTP_HEADER_TIMEOUT_SECONDS: int = Field(default=10, ge=1, le=120)
     HTTP_BODY_TIMEOUT_SECONDS: int = Field(default=10, ge=1, le=120)
+    # Where the edge keeps verified webhooks while Redis or the database is unreachable
+    # (GitLab does not redeliver after a 5xx); drained as soon as both answer again.
+    WEBHOOK_SPOOL_DIR: Path = Path(DEFAULT_SPOOL_DIR)
 
     @property
     def play_lease(self) -> timedelta:

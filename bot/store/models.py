@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.store.limits import FULL_PATH_MAX, URL_MAX
+
 
 def utcnow() -> datetime:
     """Naive UTC: stored the same on SQLite and PostgreSQL."""
@@ -52,16 +54,16 @@ class ApprovalRequest(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     project_id: Mapped[int] = mapped_column(BigInteger)
-    project_path: Mapped[str] = mapped_column(String(255))
-    project_url: Mapped[str | None] = mapped_column(String(1024))
+    project_path: Mapped[str] = mapped_column(String(FULL_PATH_MAX))
+    project_url: Mapped[str | None] = mapped_column(String(URL_MAX))
     pipeline_id: Mapped[int] = mapped_column(BigInteger)
-    pipeline_url: Mapped[str | None] = mapped_column(String(1024))
+    pipeline_url: Mapped[str | None] = mapped_column(String(URL_MAX))
     job_id: Mapped[int] = mapped_column(BigInteger)
     job_name: Mapped[str] = mapped_column(String(255))
     ref: Mapped[str | None] = mapped_column(String(255))
     sha: Mapped[str | None] = mapped_column(String(64))
     commit_title: Mapped[str | None] = mapped_column(Text)
-    commit_url: Mapped[str | None] = mapped_column(String(1024))
+    commit_url: Mapped[str | None] = mapped_column(String(URL_MAX))
     commit_author_name: Mapped[str | None] = mapped_column(String(255))
     commit_author_email: Mapped[str | None] = mapped_column(String(255))
     triggered_by_username: Mapped[str | None] = mapped_column(String(255))
@@ -86,7 +88,7 @@ class ApprovalRequest(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
     merge_request_iid: Mapped[int | None] = mapped_column(BigInteger)
-    merge_request_url: Mapped[str | None] = mapped_column(String(1024))
+    merge_request_url: Mapped[str | None] = mapped_column(String(URL_MAX))
     merge_request_author_username: Mapped[str | None] = mapped_column(String(255))
     merged_by_username: Mapped[str | None] = mapped_column(String(255))
     # JSON of bot.evidence.Evidence: what the worker gathered when the request opened.

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot.logs import register_secrets
 from bot.runtime import Runtime
-from bot.web import gitlab_hooks, health, request_context, slack_routes
+from bot.web import gitlab_hooks, health, request_context, slack_routes, spool
 from bot.web.metrics import app_registry
 from bot.web.support import METRICS_KEY, edge, error, install
 from workers.queue import make_queue
@@ -27,6 +27,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.MAX_BODY_BYTES + 1
     register_secrets(runtime.settings.secret_values())
     install(app, runtime, make_queue(runtime.redis))
+    spool.install(app, spool.Spool(runtime.settings.WEBHOOK_SPOOL_DIR))
     with app.app_context():
         app.extensions[METRICS_KEY] = app_registry(edge())
     request_context.install(app)

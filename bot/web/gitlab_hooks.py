@@ -5,6 +5,7 @@ GitLab's API before acting on it."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,10 +32,11 @@ from bot.events import (
     gate_status,
     job_gate_event,
     parse_job,
-    parse_pipeline,
+    usable_pipeline,
 )
 from bot.policy import Gate, LoadedPolicy, Policy
 from bot.policy_secrets import Scope, scope_of
+from bot.web import job_hooks
 from bot.web.edge_claims import Claim, ClaimKind, ClaimScript, DeliverySeen, Outcome
 from bot.web.security import (
     WEBHOOK_ID,
@@ -42,6 +44,7 @@ from bot.web.security import (
     WEBHOOK_TIMESTAMP,
     gitlab_signature_ok,
 )
+from bot.web.spool import Spooled, SpoolFull, current_spool
 from bot.web.support import BodyTooLarge, Edge, answer, edge, error, parse_json, read_body
 from workers import queue as jobs
 
@@ -53,7 +56,12 @@ DELIVERY_TTL_S = 7 * 24 * 3600
 DELIVERY_KEY = "approval-bot:delivery:{}"
 UNAUTHORIZED = "missing or invalid X-Gitlab-Token"
 OUT_OF_SCOPE = "X-Gitlab-Token is not valid for this project"
-QUEUE_UNAVAILABLE = "queue unavailable, please redeliver"
+# The contract's 503, and an operator sees the event was kept: it is acted on after recovery.
+NOT_READY_KEPT = (
+    "not ready: Redis or the database is unavailable; the event was kept and is acted on"
+    " once both answer (a redelivery is processed too)"
+)
+NOT_TAKEN = "not ready: Redis or the database is unavailable, and the event could not be spooled"
 
 
 @dataclass
@@ -66,6 +74,9 @@ class Routing:
     claimed: list[str] = field(default_factory=list)
     # Gate keys whose earlier status must come back if the delivery is not taken.
     restore: list[tuple[str, str]] = field(default_factory=list)
+    # A spooled copy, drained late: it never opens a gate whose key is already there (a
+    # redelivery, or a later status change, got there first).
+    late: bool = False
 
 
 @blueprint.post("/webhooks/gitlab")
@@ -97,21 +108,62 @@ def gitlab_webhook() -> tuple[Response, int]:
         )
     if not _speaks_for(payload, scope, loaded):
         return _count("out_of_scope", error(401, OUT_OF_SCOPE))
-    if not ctx.readiness.ready():
-        return _count("unavailable", error(503, "not ready: Redis or the database is unavailable"))
-    return _take(ctx, payload, loaded.policy, scope, signing_key is not None)
+    key = request.headers.get("Idempotency-Key")
+    if key is None and signing_key is not None:
+        key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
+    try:
+        return _take(ctx, payload, loaded.policy, scope, key)
+    except Unreachable:  # 503 as the contract says; GitLab will not retry it, so keep it too
+        return _spool(Spooled(payload, scope.to_json(), key, time.time()))
+
+
+class Unreachable(Exception):
+    """Redis or the database cannot be reached: the event is not taken (nothing remembered)."""
+
+
+def resubmit(ctx: Edge, event: Spooled) -> bool:
+    """A spooled event through the normal path; False while still unreachable.
+
+    Without its Idempotency-Key: the delivery was answered 503, so the contract has its
+    redelivery processed, not remembered. The gate key and the deploy keys still make each
+    effect happen once: a redelivery before the drain makes the drain a no-op, and one after
+    it is a 200 `duplicate` of the gate that already has its request."""
+    scope = Scope.from_json(event.scope) or Scope()
+    try:
+        _take(ctx, event.payload, ctx.runtime.policy.current.policy, scope, None, late=True)
+    except Unreachable:
+        return False
+    return True
+
+
+def _spool(event: Spooled) -> tuple[Response, int]:
+    try:
+        current_spool().keep(event)
+    except (SpoolFull, OSError) as exc:
+        log.error("webhook not taken: Redis or the database is down, and %s", exc)
+        return _count("unavailable", error(503, NOT_TAKEN))
+    log.warning("webhook answered 503 and kept in the spool: Redis or the database is down")
+    return _count("kept", answer(503, error=NOT_READY_KEPT, kept=True))
 
 
 def _take(
-    ctx: Edge, payload: dict[str, Any], policy: Policy, scope: Scope, signed: bool
+    ctx: Edge,
+    payload: dict[str, Any],
+    policy: Policy,
+    scope: Scope,
+    key: str | None,
+    late: bool = False,
 ) -> tuple[Response, int]:
-    """An authentic event in the token's scope: what it leads to, queued once."""
+    """An authentic event in the token's scope: what it leads to, queued once (raises
+    Unreachable when Redis or the database is down)."""
     try:
         event = _parse(payload)
     except BadEvent as exc:
         return _count("bad_request", error(400, str(exc)))
     if isinstance(event, str):
         return _ignored(event)
+    if isinstance(event, JobEvent) and (event.project is None or event.pipeline is None):
+        return _take_unresolved(ctx, event, policy, scope, key)
     if isinstance(event, PipelineEvent):
         gated = gate_jobs(event, policy)  # once: the gates are sighted, and their deployments
         sightings = _pipeline_sightings(event, gated)
@@ -121,11 +173,10 @@ def _take(
         deploys = deploy_events.from_job(event, policy)
     if isinstance(sightings, str) and not deploys:
         return _ignored(sightings)
-    key = request.headers.get("Idempotency-Key")
-    if key is None and signed:
-        key = request.headers.get(WEBHOOK_ID)  # signed, and the same on GitLab's redeliveries
+    if not ctx.readiness.ready():
+        raise Unreachable
     found = sightings if isinstance(sightings, list) else []
-    return _route(ctx, found, deploys, key, scope)
+    return _route(ctx, found, deploys, key, scope, Routing(late=late))
 
 
 def _signed(body: bytes, signing_key: bytes | None) -> bool:
@@ -167,7 +218,7 @@ def _parse(payload: dict[str, Any]) -> PipelineEvent | JobEvent | str:
     """The typed event, or why its kind needs no action."""
     kind = payload["object_kind"]
     if kind == "pipeline":
-        return parse_pipeline(payload)
+        return usable_pipeline(payload)
     if kind == "build":
         return parse_job(payload)
     return f"object_kind '{kind}' needs no action"
@@ -184,9 +235,36 @@ def _pipeline_sightings(
 
 def _job_sightings(policy: Policy, event: JobEvent) -> list[Sighting] | str:
     """A gate job's own status change, or why this job event needs no action."""
-    if policy.gate_for(event.project.path_with_namespace, event.build_name) is None:
-        return f"job {event.build_name} of {event.project.path_with_namespace} is not a gate"
-    return [Sighting(job_gate_event(event), False)]
+    project, pipeline_id = event.project, event.pipeline
+    if project is None or pipeline_id is None:  # older GitLab: _take_unresolved
+        return job_hooks.NO_PIPELINE
+    if policy.gate_for(project.path_with_namespace, event.build_name) is None:
+        return f"job {event.build_name} of {project.path_with_namespace} is not a gate"
+    return [Sighting(job_gate_event(event, project, pipeline_id), False)]
+
+
+def _take_unresolved(
+    ctx: Edge, event: JobEvent, policy: Policy, scope: Scope, key: str | None
+) -> tuple[Response, int]:
+    """A Job Hook without `project` (older GitLab): the worker reads the project first."""
+    claim = job_hooks.unresolved_claim(event, policy)
+    if isinstance(claim, str):
+        return _ignored(claim)
+    if not ctx.readiness.ready():
+        raise Unreachable
+    claim["scope"] = scope.to_json()
+    redis = ctx.runtime.redis
+    delivery = DELIVERY_KEY.format(key) if key else None
+    try:
+        if delivery is not None and not redis.set(delivery, "1", nx=True, ex=DELIVERY_TTL_S):
+            return _count("duplicate", answer(200, status="duplicate"))
+        queued = job_hooks.pass_on(redis, ctx.queue, claim)
+    except RedisError as exc:
+        _forget(redis, [job_hooks.status_key(claim), *([delivery] if delivery else [])], [])
+        raise Unreachable from exc
+    if queued is None:
+        return _count("duplicate", answer(200, status="duplicate"))
+    return _count("queued", answer(202, status="queued", jobs=[queued]))
 
 
 def _route(
@@ -195,12 +273,12 @@ def _route(
     deploys: list[DeployEvent],
     key: str | None,
     scope: Scope,
+    routing: Routing,
 ) -> tuple[Response, int]:
     """Two Redis round trips: one script claims the delivery and every gate and deployment
     key (bot.web.edge_claims), one pipeline queues the jobs the claims lead to."""
     redis = ctx.runtime.redis
     delivery = DELIVERY_KEY.format(key) if key else None
-    routing = Routing()
     planned = [p for s in sightings if (p := _plan_gate(s, scope, routing)) is not None]
     planned += [_plan_deploy(deploy, scope) for deploy in deploys]
     try:
@@ -211,14 +289,14 @@ def _route(
         return _count("duplicate", answer(200, status="duplicate"))
     except RedisError as exc:  # the script is atomic: nothing was claimed
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
-        return _count("unavailable", error(503, QUEUE_UNAVAILABLE))
+        raise Unreachable from exc
     calls = [p.call for p, o in zip(planned, outcomes, strict=True) if _taken(p, o, routing)]
     try:
         routing.queued = jobs.enqueue_all(ctx.queue, calls)
     except RedisError as exc:
         log.warning("webhook not taken, Redis failed: %s", type(exc).__name__)
         _forget(redis, [*routing.claimed, *([delivery] if delivery else [])], routing.restore)
-        return _count("unavailable", error(503, QUEUE_UNAVAILABLE))
+        raise Unreachable from exc
     if routing.queued:
         return _count("queued", answer(202, status="queued", jobs=routing.queued))
     if routing.duplicates:
@@ -252,9 +330,10 @@ def _plan_gate(sighting: Sighting, scope: Scope, routing: Routing) -> Planned | 
         return None
     if waiting:
         job_id = f"open-{event['project_id']}-{event['job_id']}-{key.rsplit(':', 1)[1]}"
-        return Planned(
-            Claim(key, ClaimKind.ANY, status), jobs.Call(jobs.OPEN_REQUEST, dict(event), job_id)
-        )
+        # A late spooled copy never reopens a gate whose key is there (a redelivery or a
+        # later status change got there first): it claims the key only when absent.
+        kind = ClaimKind.ONCE if routing.late else ClaimKind.ANY
+        return Planned(Claim(key, kind, status), jobs.Call(jobs.OPEN_REQUEST, dict(event), job_id))
     call = jobs.Call(jobs.PIPELINE_UPDATE, dict(event))
     if event["job_status"] in PLAYED_JOB:
         return Planned(Claim(key, ClaimKind.ANY, status), call)
@@ -288,7 +367,8 @@ def _claims(redis: Redis) -> ClaimScript:
 
 
 def _forget(redis: Redis, keys: list[str], restore: list[tuple[str, str]]) -> None:
-    """A delivery answered 5xx is not remembered, so GitLab's redelivery is processed."""
+    """A delivery not taken is not remembered: its redelivery (or its spooled copy) is
+    processed."""
     try:
         with redis.pipeline(transaction=True) as pipe:
             if keys:

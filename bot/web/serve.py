@@ -37,15 +37,18 @@ def exec_web(settings: Settings, host: str, port: int, workers: int, threads: in
 
 
 def build_app() -> Flask:
-    """Run in each gunicorn worker: the bot's runtime and app, and its policy watcher."""
+    """Run in each gunicorn worker: the bot's runtime and app, its policy watcher and the
+    drainer of the webhook spool."""
     from bot.policy_audit import start_policy_watch
     from bot.runtime import build_runtime
     from bot.settings import load_settings
     from bot.web.app import create_app
+    from bot.web.spool_drain import start_drainer
 
     runtime = build_runtime(load_settings())
     app = create_app(runtime)
     start_policy_watch(runtime)
+    start_drainer(app)
     return app
 
 

@@ -163,11 +163,13 @@ def test_web_starts_without_redis_and_reports_not_ready(tmp_path: Path) -> None:
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
         hook = requests.post(
             f"{url}/webhooks/gitlab",
-            json={"object_kind": "pipeline"},
+            data=(FIXTURES / "pipeline_hook.json").read_bytes(),
             headers={"X-Gitlab-Token": "hook-secret"},
             timeout=5,
         )
-        assert hook.status_code == 503
+        assert hook.status_code == 503, hook.text  # CONTRACT: 503 until both answer
+        assert hook.json()["kept"] is True  # and kept: GitLab will not retry a 5xx
+        assert len(list((tmp_path / "var" / "spool").glob("*.json"))) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from bot.simulators.slack_signing import block_actions_body, slash_command_body
-from tests.integration.harness import Bot, request_id_of
+from tests.integration.harness import FIXTURES, Bot, request_id_of
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -94,16 +94,18 @@ def test_duplicate_delivery_and_repeated_events_post_one_request(live: Bot) -> N
     assert len(live.slack.calls_to("chat.postMessage")) == 1
 
 
-def test_pipeline_cancelled_in_gitlab_closes_the_request(live: Bot) -> None:
+# Newer GitLab shows `canceling` while a cancelled pipeline's jobs stop (issue #14 item 9).
+@pytest.mark.parametrize("status", ["canceled", "canceling"])
+def test_pipeline_cancelled_in_gitlab_closes_the_request(live: Bot, status: str) -> None:
     event = fresh_event(live)
     live.webhook(event)
     message = live.posted_request()
-    event["object_attributes"]["status"] = "canceled"
-    live.gitlab.pipeline(event["object_attributes"]["id"])["status"] = "canceled"
+    event["object_attributes"]["status"] = status
+    live.gitlab.pipeline(event["object_attributes"]["id"])["status"] = status
     answer = live.webhook(event)
     assert answer.status_code == 202
 
-    live.message_update("canceled", 15)
+    live.message_update(status, 15)
     live.click("U0RM00001", "approve", request_id_of(message))
     assert "closed" in live.wait_response("U0RM00001-approve")
 
@@ -181,3 +183,60 @@ def test_health_readiness_and_metrics(live: Bot) -> None:
 def test_unknown_paths_and_methods_are_json_4xx(live: Bot) -> None:
     assert requests.get(f"{live.url}/nope", timeout=5).status_code == 404
     assert requests.get(f"{live.url}/webhooks/gitlab", timeout=5).status_code == 405
+
+
+def old_job_hook(event: dict, status: str) -> dict:
+    """GitLab's documented Job Hook without `project` (tests/fixtures/gitlab), for the gate
+    job of `event`."""
+    hook = json.loads((FIXTURES / "gitlab" / "job_hook_without_project.json").read_text())
+    gate = next(b for b in event["builds"] if b["name"] == "compliance-gate")
+    hook.update(
+        build_id=gate["id"],
+        build_name=gate["name"],
+        build_status=status,
+        pipeline_id=event["object_attributes"]["id"],
+        project_id=event["project"]["id"],
+        ref=event["object_attributes"]["ref"],
+        sha=event["object_attributes"]["sha"],
+    )
+    hook["commit"].update(
+        id=event["object_attributes"]["id"], sha=event["object_attributes"]["sha"]
+    )
+    return hook
+
+
+def test_a_job_hook_without_project_closes_the_request_once_gitlab_confirms(live: Bot) -> None:
+    # Older GitLab's Job Hook names no project path (issue #14 item 1): the worker reads it.
+    event = fresh_event(live)
+    live.webhook(event)
+    live.posted_request()
+    gate_id = next(b["id"] for b in event["builds"] if b["name"] == "compliance-gate")
+    live.gitlab.job(gate_id)["status"] = "canceled"
+    answer = live.webhook(old_job_hook(event, "canceled"), **{"X-Gitlab-Event": "Job Hook"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "queued"
+    live.message_update("no longer waiting", 15)
+
+
+def test_a_project_path_as_long_as_gitlab_allows_gets_its_request(live: Bot) -> None:
+    # 20 nested levels of 255 characters (issue #14 item 2), under a gate's `fintech/cards-*`.
+    deepest = "fintech/cards-" + "c" * 241 + "".join(f"/{n:02d}" + "g" * 253 for n in range(18))
+    deepest += "/" + "p" * 255
+    assert len(deepest) == 5119
+    event = fresh_event(live, project_id=4242, project_path=deepest)
+    answer = live.webhook(event)
+    assert answer.status_code == 202, answer.text
+    message = live.posted_request("C0CARDS")
+    assert "#" + str(event["object_attributes"]["id"]) in str(message.get("blocks"))
+
+
+def test_a_job_hook_without_project_for_a_project_no_gate_covers_changes_nothing(
+    live: Bot,
+) -> None:
+    # The job's name is a gate's, but GitLab says its project is one no gate covers.
+    event = fresh_event(live, project_id=5151, project_path="elsewhere/tools")
+    answer = live.webhook(old_job_hook(event, "success"), **{"X-Gitlab-Event": "Job Hook"})
+    assert answer.status_code == 202, answer.text
+    live.jobs_done(answer)  # the worker read the project from GitLab and acted on nothing
+    assert live.slack.calls_to("chat.postMessage") == []
+    assert live.gitlab.calls_to("POST", r"/play") == []

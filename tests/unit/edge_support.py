@@ -39,6 +39,7 @@ def env_for(tmp: Path, redis_url: str, **extra: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "APPROVAL_POLICY": str(POLICY),
         "MAX_BODY_BYTES": "4096",
+        "WEBHOOK_SPOOL_DIR": f"{tmp}/spool",  # not the checkout's var/spool
         **extra,
     }
 

@@ -15,6 +15,7 @@ from redis.connection import Connection
 from bot.events import GATE_KEY, gate_status
 from bot.simulators.gitlab_events import pipeline_event
 from bot.web.edge_claims import Claim, ClaimKind, ClaimScript, DeliverySeen
+from bot.web.gitlab_hooks import NOT_READY_KEPT
 from tests.unit.edge_support import WEBHOOK_SECRET, body_of, edge_app
 from workers.queue import QUEUE_NAME
 
@@ -120,9 +121,10 @@ def test_a_delivery_whose_jobs_cannot_be_queued_is_forgotten(
     with edge_app(tmp_path, no_enqueue_url) as (app, _runtime):
         client = app.test_client()
         refused = post(client, event, "delivery-7")
-        assert refused.status_code == 503
-        assert refused.get_json()["error"] == "queue unavailable, please redeliver"
+        assert refused.status_code == 503  # CONTRACT: not remembered, and kept in the spool
+        assert refused.get_json() == {"error": NOT_READY_KEPT, "kept": True}
         assert admin.exists("approval-bot:delivery:delivery-7") == 0
+        assert len(list((tmp_path / "spool").glob("*.json"))) == 1
 
         admin.acl_setuser(NO_ENQUEUE_USER, commands=["+sadd", "+hset"])
         redelivered = post(client, event, "delivery-7")

@@ -111,7 +111,10 @@ def test_a_gate_keys_by_the_identity_it_claims() -> None:
     event = pipeline_event()
     gate = next(b for b in parse_pipeline(event).builds if b.name == "compliance-gate")
     claimed = gate_event(parse_pipeline(event), gate)
-    same_job = job_gate_event(parse_job(job_event()))
+    job = parse_job(job_event())
+    assert job.project is not None
+    assert job.pipeline is not None
+    same_job = job_gate_event(job, job.project, job.pipeline)
     assert gate_key(claimed) == gate_key(same_job)  # one gate, whichever hook tells of it
     forged = {**claimed, "project_path": "fintech/wallet-app"}
     assert gate_key(forged) != gate_key(claimed)  # a forgery never makes it a duplicate
